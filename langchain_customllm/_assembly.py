@@ -1,0 +1,171 @@
+"""From parsed pieces to what a caller sees: stop enforcement, metadata, usage. Pure.
+
+Both models (chat and text) and both paths (sync and async) run their answers through
+`Assembler`, so stop handling, finish reasons and usage accounting are written once:
+
+- a whole answer: ``Assembler(...).whole(parsed)`` -> one final `Piece`;
+- a stream: ``feed(parsed)`` per event -> zero or one `Piece` to emit now, then
+  ``finish()`` -> the final `Piece`.
+
+Usage and response metadata travel on the final piece only: langchain-core merges streamed
+chunks by adding numbers and concatenating strings, so metadata on several chunks would be
+doubled (and float costs crash the merge, langchain issue 36015).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_customllm._exceptions import StreamError
+from langchain_customllm._stop import StopMatcher, truncate_at_stop
+from langchain_customllm.formats.base import ParsedChunk, TokenUsage
+
+__all__ = ["Assembler", "Piece"]
+
+
+@dataclass
+class Piece:
+    """Something to hand to the caller.
+
+    Attributes:
+        text: Answer text to emit.
+        reasoning: Reasoning text to emit.
+        final: True for the last piece of an answer; only it has usage and metadata.
+        usage: Token usage for the whole answer (final piece only).
+        metadata: ``finish_reason``, ``model_name``, ``id``, ... (final piece only).
+        id: The server's response id, on every piece once known.
+
+    """
+
+    text: str = ""
+    reasoning: str = ""
+    final: bool = False
+    usage: TokenUsage | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+
+class Assembler:
+    """Collects one answer (see the module docstring).
+
+    Args:
+        stops: Stop sequences to enforce on the answer text.
+        include_stop: Keep the matched stop sequence in the text.
+        model: The requested model name, reported if the server does not name one.
+
+    """
+
+    def __init__(self, stops: Sequence[str] | None, include_stop: bool, model: str) -> None:
+        self._matcher = StopMatcher(stops, include_stop)
+        self._include_stop = include_stop
+        self._stops = stops
+        self._model = model
+        self._server_model: str | None = None
+        self._id: str | None = None
+        self._finish_reason: str | None = None
+        self._usage: TokenUsage | None = None
+        self._metadata: dict[str, Any] = {}
+        self._logprobs: list[Any] = []
+        self._emitted: list[str] = []
+        self._saw_done = False
+
+    @property
+    def done(self) -> bool:
+        """True once the server said the stream is over (no need to read further)."""
+        return self._saw_done
+
+    @property
+    def text_so_far(self) -> str:
+        """All answer text emitted so far (attached to errors raised mid-stream)."""
+        return "".join(self._emitted)
+
+    def whole(self, parsed: ParsedChunk) -> Piece:
+        """Turn a whole (non-streamed) answer into the final piece."""
+        self._absorb(parsed)
+        text, cut = truncate_at_stop(parsed.text, self._stops, self._include_stop)
+        if cut:
+            self._finish_reason = "stop"
+        self._emitted.append(text)
+        return Piece(
+            text=text,
+            reasoning=parsed.reasoning,
+            final=True,
+            usage=self._usage,
+            metadata=self._final_metadata(),
+            id=self._id,
+        )
+
+    def feed(self, parsed: ParsedChunk) -> Piece | None:
+        """Take one stream event; return the piece to emit now, if any.
+
+        After a stop sequence matched, events are still read (their text dropped) until the
+        server ends the stream, so usage and metadata are the same as for ``invoke``.
+        """
+        self._absorb(parsed)
+        text = self._matcher.push(parsed.text) if parsed.text else ""
+        if self._matcher.stopped:
+            self._finish_reason = "stop"
+        if parsed.done:
+            self._saw_done = True
+        reasoning = "" if self._matcher.stopped and not text else parsed.reasoning
+        if not text and not reasoning:
+            return None
+        if text:
+            self._emitted.append(text)
+        return Piece(text=text, reasoning=reasoning, id=self._id)
+
+    def finish(self) -> Piece:
+        """End of stream: the final piece with held-back text, usage and metadata.
+
+        Raises:
+            StreamError: If the stream ended without the server saying it was complete
+                (no finish reason, no end marker): the text so far is attached to the
+                error instead of being returned as if it were the whole answer.
+
+        """
+        tail = self._matcher.flush()
+        if tail:
+            self._emitted.append(tail)
+        if not self._matcher.stopped and not self._saw_done and self._finish_reason is None:
+            raise StreamError(
+                "The stream ended before the server said the answer was complete "
+                "(no finish_reason and no end marker); the text received so far is in "
+                "`partial_text`",
+                partial_text=self.text_so_far,
+            )
+        return Piece(
+            text=tail,
+            final=True,
+            usage=self._usage,
+            metadata=self._final_metadata(),
+            id=self._id,
+        )
+
+    def _absorb(self, parsed: ParsedChunk) -> None:
+        if parsed.id and self._id is None:
+            self._id = parsed.id
+        if parsed.model and self._server_model is None:
+            self._server_model = parsed.model
+        if parsed.finish_reason and not self._matcher.stopped:
+            self._finish_reason = parsed.finish_reason
+        if parsed.usage is not None:
+            # Servers that repeat usage send running totals: the last one is the answer's.
+            self._usage = parsed.usage
+        if parsed.metadata:
+            for key, value in parsed.metadata.items():
+                if key == "logprobs" and isinstance(value, dict) and value.get("content"):
+                    self._logprobs.extend(value["content"])
+                else:
+                    self._metadata[key] = value
+
+    def _final_metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = dict(self._metadata)
+        if self._logprobs and "logprobs" not in meta:
+            meta["logprobs"] = {"content": self._logprobs}
+        meta["finish_reason"] = self._finish_reason
+        meta["model_name"] = self._server_model or self._model
+        if self._id is not None:
+            meta["id"] = self._id
+        return meta

@@ -1,0 +1,332 @@
+"""The thin provider client: send a `WireRequest`, get JSON or stream events back.
+
+Pure parts first (URL and header building, response checking, retry decisions), then I/O
+twins that differ only by ``await``: `send` / `asend` and `stream` / `astream`.
+
+- One pooled ``httpx.Client`` per model, created on first use; async clients are kept one
+  per event loop, because an ``httpx.AsyncClient`` is bound to the loop that opened its
+  connections (``asyncio.run`` twice must work). A client the user passes in is used as is.
+- This module is the only place that reads the API key (``get_secret_value``); it goes into
+  the request headers and nowhere else: not into messages, logs or reprs.
+- Retries (tenacity) cover connecting and the HTTP status; once a stream's body is being
+  read, errors are raised, never retried, so no output is ever produced twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+)
+
+from langchain_customllm._exceptions import (
+    ResponseError,
+    error_from_httpx,
+    error_from_response,
+)
+from langchain_customllm._framing import Framing, SSEEvent, make_decoder
+from langchain_customllm._retry import retry_delay_for
+from langchain_customllm.formats.base import WireRequest
+
+__all__ = ["ProviderClient"]
+
+logger = logging.getLogger("langchain_customllm")
+
+_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+_USER_AGENT = "langchain-customllm/0.1"
+
+
+def _can_retry(exc: BaseException) -> bool:
+    # Jitter does not change *whether* we retry, so decide with a fixed draw.
+    return retry_delay_for(exc, 0, rand=lambda: 0.0) is not None
+
+
+class ProviderClient:
+    """Sends requests for one model configuration; pooled, sync and async.
+
+    Args:
+        base_url: The API root (``/v1`` root for OpenAI-compatible servers).
+        api_key: The secret, or None for servers without auth.
+        api_key_header: Header that carries the key (``Authorization`` by default).
+        api_key_scheme: Prefix before the key in that header (``Bearer``), or None for the
+            bare key (e.g. ``x-api-key``-style gateways).
+        default_headers: Extra headers sent with every request.
+        timeout: Seconds (or an ``httpx.Timeout``) for connect/read/write/pool.
+        max_retries: Retries after the first attempt.
+        http_client: A user-provided sync client (not closed by us).
+        http_async_client: A user-provided async client (not closed by us).
+
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: SecretStr | None,
+        api_key_header: str = "Authorization",
+        api_key_scheme: str | None = "Bearer",
+        default_headers: Mapping[str, str] | None = None,
+        timeout: float | httpx.Timeout | None = 120.0,
+        max_retries: int = 2,
+        http_client: httpx.Client | None = None,
+        http_async_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.max_retries = max_retries
+        self._headers = self._build_headers(
+            api_key, api_key_header, api_key_scheme, default_headers
+        )
+        self._user_client = http_client
+        self._user_async_client = http_async_client
+        self._sync_client: httpx.Client | None = None
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, httpx.AsyncClient
+        ] = weakref.WeakKeyDictionary()
+        # Injectable so unit tests can count retries without real sleeps.
+        self.sleep: Callable[[float], None] = time.sleep
+        self.asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def __repr__(self) -> str:
+        # Never show headers: they hold the key.
+        return f"ProviderClient(base_url={self.base_url!r}, max_retries={self.max_retries})"
+
+    # ----------------------------------------------------------------- pure parts
+
+    @staticmethod
+    def _build_headers(
+        api_key: SecretStr | None,
+        header: str,
+        scheme: str | None,
+        default_headers: Mapping[str, str] | None,
+    ) -> dict[str, str]:
+        headers = {
+            "accept": "application/json",
+            "content-type": "application/json",
+            "user-agent": _USER_AGENT,
+        }
+        headers.update(default_headers or {})
+        if api_key is not None:
+            secret = api_key.get_secret_value()
+            if secret:
+                headers[header] = f"{scheme} {secret}" if scheme else secret
+        return headers
+
+    def _url(self, request: WireRequest) -> str:
+        return f"{self.base_url}{request.path}"
+
+    def _encode(self, request: WireRequest, stream: bool) -> tuple[dict[str, str], bytes]:
+        headers = self._headers
+        if request.headers or stream:
+            headers = {**headers, **request.headers}
+            if stream:
+                headers["accept"] = "text/event-stream, application/x-ndjson, */*"
+        try:
+            content = json.dumps(request.body, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            raise ResponseError(
+                f"The request body cannot be encoded as JSON ({exc}); check extra_body and "
+                "per-call keyword arguments"
+            ) from exc
+        return headers, content
+
+    @staticmethod
+    def _check(response: httpx.Response, content: bytes) -> None:
+        if response.status_code >= 400:
+            raise error_from_response(response.status_code, response.headers, content)
+
+    @staticmethod
+    def _decode_json(content: bytes, url: str) -> Any:
+        try:
+            return json.loads(content)
+        except ValueError as exc:
+            text = content[:300].decode("utf-8", errors="replace")
+            raise ResponseError(
+                f"The server at {url} answered 200 with a body that is not JSON: {text!r}",
+                body=text,
+            ) from exc
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = retry_delay_for(exc, state.attempt_number - 1) if exc else None
+        delay = delay or 0.0
+        logger.info(
+            "Retrying request to %s in %.2f s after %s (attempt %d of %d)",
+            self.base_url,
+            delay,
+            type(exc).__name__,
+            state.attempt_number + 1,
+            self.max_retries + 1,
+        )
+        return delay
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(_can_retry),
+            sleep=self.sleep,
+            reraise=True,
+        )
+
+    def _aretrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(_can_retry),
+            sleep=self.asleep,
+            reraise=True,
+        )
+
+    # ----------------------------------------------------------------- clients
+
+    def _client(self) -> httpx.Client:
+        if self._user_client is not None:
+            return self._user_client
+        if self._sync_client is None:
+            self._sync_client = httpx.Client(timeout=self.timeout, limits=_LIMITS)
+        return self._sync_client
+
+    def _aclient(self) -> httpx.AsyncClient:
+        if self._user_async_client is not None:
+            return self._user_async_client
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(timeout=self.timeout, limits=_LIMITS)
+            self._async_clients[loop] = client
+        return client
+
+    def close(self) -> None:
+        """Close the pooled sync client (a user-provided one is left open)."""
+        if self._sync_client is not None:
+            self._sync_client.close()
+            self._sync_client = None
+
+    async def aclose(self) -> None:
+        """Close the pooled async client of the running loop (user-provided ones stay open)."""
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    # ----------------------------------------------------------------- I/O twins
+
+    def send(self, request: WireRequest) -> Any:
+        """POST a request and return the decoded JSON answer, retrying per policy."""
+        url = self._url(request)
+        headers, content = self._encode(request, stream=False)
+        for attempt in self._retrying():
+            with attempt:
+                try:
+                    response = self._client().request(
+                        request.method, url, headers=headers, content=content
+                    )
+                except httpx.HTTPError as exc:
+                    raise error_from_httpx(exc, url) from exc
+                self._check(response, response.content)
+        return self._decode_json(response.content, url)
+
+    async def asend(self, request: WireRequest) -> Any:
+        """Async twin of `send`."""
+        url = self._url(request)
+        headers, content = self._encode(request, stream=False)
+        async for attempt in self._aretrying():
+            with attempt:
+                try:
+                    response = await self._aclient().request(
+                        request.method, url, headers=headers, content=content
+                    )
+                except httpx.HTTPError as exc:
+                    raise error_from_httpx(exc, url) from exc
+                self._check(response, response.content)
+        return self._decode_json(response.content, url)
+
+    def stream(self, request: WireRequest, framing: Framing) -> Generator[SSEEvent, None, None]:
+        """POST a request and yield its decoded stream events.
+
+        Opening the stream (connect + status) is retried; reading it is not. Closing the
+        generator (``break``, garbage collection) closes the response and frees the
+        connection.
+        """
+        url = self._url(request)
+        headers, content = self._encode(request, stream=True)
+        client = self._client()
+        response: httpx.Response | None = None
+        for attempt in self._retrying():
+            with attempt:
+                try:
+                    response = client.send(
+                        client.build_request(request.method, url, headers=headers, content=content),
+                        stream=True,
+                    )
+                except httpx.HTTPError as exc:
+                    raise error_from_httpx(exc, url) from exc
+                if response.status_code >= 400:
+                    try:
+                        body = response.read()
+                    except httpx.HTTPError:
+                        body = b""
+                    finally:
+                        response.close()
+                    self._check(response, body)
+        assert response is not None
+        decoder = make_decoder(framing)
+        try:
+            for raw in response.iter_bytes():
+                yield from decoder.feed(raw)
+            yield from decoder.flush()
+        except httpx.HTTPError as exc:
+            raise error_from_httpx(exc, url) from exc
+        finally:
+            response.close()
+
+    async def astream(
+        self, request: WireRequest, framing: Framing
+    ) -> AsyncGenerator[SSEEvent, None]:
+        """Async twin of `stream`."""
+        url = self._url(request)
+        headers, content = self._encode(request, stream=True)
+        client = self._aclient()
+        response: httpx.Response | None = None
+        async for attempt in self._aretrying():
+            with attempt:
+                try:
+                    response = await client.send(
+                        client.build_request(request.method, url, headers=headers, content=content),
+                        stream=True,
+                    )
+                except httpx.HTTPError as exc:
+                    raise error_from_httpx(exc, url) from exc
+                if response.status_code >= 400:
+                    try:
+                        body = await response.aread()
+                    except httpx.HTTPError:
+                        body = b""
+                    finally:
+                        await response.aclose()
+                    self._check(response, body)
+        assert response is not None
+        decoder = make_decoder(framing)
+        try:
+            async for raw in response.aiter_bytes():
+                for event in decoder.feed(raw):
+                    yield event
+            for event in decoder.flush():
+                yield event
+        except httpx.HTTPError as exc:
+            raise error_from_httpx(exc, url) from exc
+        finally:
+            await response.aclose()

@@ -1,0 +1,251 @@
+"""Fields and helpers shared by `ChatCustomLLM` and `CustomLLM`, declared once."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import httpx
+from langchain_core.language_models import LangSmithParams
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_serializer,
+    field_validator,
+)
+
+from langchain_customllm._client import ProviderClient
+from langchain_customllm._exceptions import ConfigurationError
+from langchain_customllm.formats.base import GenerationParams, WireFormat, get_format
+
+__all__ = ["DEFAULT_BASE_URL", "CustomLLMFields"]
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8765/v1"
+"""The embedded default: the local llama.cpp server that ``make demo`` starts."""
+
+# Per-call keyword arguments that map onto GenerationParams; everything else a caller passes
+# (except LangChain's own ``ls_*`` tracing hints) goes verbatim into the request body.
+_PARAM_KEYS = frozenset({"model", "temperature", "max_tokens", "top_p", "seed", "stream_usage"})
+_CALL_ONLY_KEYS = frozenset({"include_stop_sequence", "extra_body", "stream"})
+
+
+_SENSITIVE_HEADER_PARTS = ("auth", "key", "token", "secret", "cookie", "password", "credential")
+
+
+def _is_sensitive_header(name: str) -> bool:
+    lowered = name.lower()
+    return any(part in lowered for part in _SENSITIVE_HEADER_PARTS)
+
+
+class CustomLLMFields(BaseModel):
+    """Connection and generation settings common to the chat and the text model."""
+
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+
+    model: str = Field(alias="model_name")
+    """Model name sent to the server (``--model_alias`` / ``--served-model-name``)."""
+
+    base_url: str = Field(
+        default_factory=from_env("CUSTOMLLM_BASE_URL", default=DEFAULT_BASE_URL),
+        validate_default=True,
+    )
+    """API root: the ``/v1`` root for OpenAI-compatible servers. Env ``CUSTOMLLM_BASE_URL``;
+    defaults to the local server that ``make demo`` starts (``http://127.0.0.1:8765/v1``)."""
+
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env("CUSTOMLLM_API_KEY", default=None)
+    )
+    """Key for servers that need one. Env ``CUSTOMLLM_API_KEY``. Never shown or logged."""
+
+    api_key_header: str = "Authorization"
+    """Header that carries the key, e.g. ``x-api-key`` or ``x-litellm-api-key``."""
+
+    api_key_scheme: str | None = "Bearer"
+    """Prefix before the key in that header; None sends the bare key."""
+
+    provider: str = "customllm"
+    """Provider name reported to tracing (LangSmith ``ls_provider``), e.g. ``"vllm"``."""
+
+    wire_format: str | WireFormat = "openai"
+    """How the server spells requests and answers: a registered name or a `WireFormat`."""
+
+    temperature: float | None = None
+    """Sampling temperature; None leaves the server's default."""
+
+    max_tokens: int | None = None
+    """Cap on generated tokens, sent as ``max_tokens`` (never renamed)."""
+
+    top_p: float | None = None
+    """Nucleus sampling probability mass; None leaves the server's default."""
+
+    seed: int | None = None
+    """Random seed for servers that support deterministic sampling."""
+
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    """Stop sequences: sent to the server and enforced client-side (also across chunks)."""
+
+    include_stop_sequence: bool = False
+    """Keep the matched stop sequence at the end of the text (also accepted per call).
+
+    Servers cut the stop sequence away, so with this on the stops are not sent to the
+    server and are enforced client-side only: the server generates until it ends or
+    reaches ``max_tokens``, which costs tokens past the stop. Set ``max_tokens``."""
+
+    timeout: float | None = Field(default=120.0, alias="request_timeout")
+    """Seconds to wait for connect, each read, write and a pooled connection; None: forever."""
+
+    max_retries: int = Field(default=2, ge=0)
+    """Retries after the first attempt on 408/409/429/5xx and connection errors."""
+
+    default_headers: dict[str, str] | None = Field(default=None, repr=False)
+    """Extra headers sent with every request (hidden from repr: they may hold secrets)."""
+
+    extra_body: dict[str, Any] | None = None
+    """Vendor parameters merged verbatim into the top level of the JSON body
+    (e.g. vLLM's ``repetition_penalty``)."""
+
+    stream_usage: bool = True
+    """Ask for token usage in streams (``stream_options.include_usage``) on every server."""
+
+    streaming: bool = False
+    """Use the streaming endpoint even for ``invoke`` (tokens reach callbacks as they come)."""
+
+    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
+    """Your own ``httpx.Client`` (proxies, TLS, transports); not closed by us."""
+
+    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
+    """Your own ``httpx.AsyncClient``; not closed by us."""
+
+    _provider_client: ProviderClient | None = PrivateAttr(default=None)
+    _format: WireFormat | None = PrivateAttr(default=None)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"base_url must start with http:// or https://, got {value!r} "
+                "(e.g. http://127.0.0.1:8000/v1)"
+            )
+        return value.rstrip("/")
+
+    @field_validator("wire_format")
+    @classmethod
+    def _check_wire_format(cls, value: str | WireFormat) -> str | WireFormat:
+        get_format(value)  # raises a ConfigurationError naming the known formats
+        return value
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """Serializable with `dumpd`: the key is written as a reference to its env variable."""
+        return True
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """Tell LangChain's serializer which values are secrets (and their env variables).
+
+        Besides ``api_key``, credential-looking ``default_headers`` (gateway keys are often
+        passed that way) are written as secret references too.
+        """
+        secrets = {"api_key": "CUSTOMLLM_API_KEY"}
+        for name in self.default_headers or {}:
+            if _is_sensitive_header(name):
+                env = "CUSTOMLLM_HEADER_" + "".join(c if c.isalnum() else "_" for c in name)
+                secrets[f"default_headers.{name}"] = env.upper()
+        return secrets
+
+    @field_serializer("default_headers")
+    def _mask_headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:
+        if headers is None:
+            return None
+        return {k: "**********" if _is_sensitive_header(k) else v for k, v in headers.items()}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _client(self) -> ProviderClient:
+        if self._provider_client is None:
+            self._provider_client = ProviderClient(
+                base_url=self.base_url,
+                api_key=self.api_key,
+                api_key_header=self.api_key_header,
+                api_key_scheme=self.api_key_scheme,
+                default_headers=self.default_headers,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                http_client=self.http_client,
+                http_async_client=self.http_async_client,
+            )
+        return self._provider_client
+
+    def _wire(self) -> WireFormat:
+        if self._format is None:
+            self._format = get_format(self.wire_format)
+        return self._format
+
+    def _resolve_stop(self, stop: list[str] | None) -> list[str] | None:
+        return stop if stop is not None else self.stop
+
+    def _params(
+        self, stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> tuple[GenerationParams, bool]:
+        """Merge fields with per-call overrides: (request params, include_stop)."""
+        extra: dict[str, Any] = dict(self.extra_body or {})
+        call_extra = kwargs.get("extra_body")
+        if call_extra:
+            extra.update(call_extra)
+        for key, value in kwargs.items():
+            if key in _PARAM_KEYS or key in _CALL_ONLY_KEYS or key.startswith("ls_"):
+                continue
+            extra[key] = value
+        stops = self._resolve_stop(stop)
+        include = bool(kwargs.get("include_stop_sequence", self.include_stop_sequence))
+        # Servers cut the stop sequence away (llama.cpp, vLLM), so it could not be put back:
+        # to keep it, stops are enforced on our side only.
+        send_stop = self._wire().sends_stop_to_server and not include
+        params = GenerationParams(
+            model=kwargs.get("model", self.model),
+            temperature=kwargs.get("temperature", self.temperature),
+            max_tokens=kwargs.get("max_tokens", self.max_tokens),
+            top_p=kwargs.get("top_p", self.top_p),
+            seed=kwargs.get("seed", self.seed),
+            stop=tuple(stops or ()) if send_stop else (),
+            stream_usage=kwargs.get("stream_usage", self.stream_usage),
+            extra_body=extra,
+        )
+        return params, include
+
+    def _identifying(self) -> dict[str, Any]:
+        fmt = self.wire_format if isinstance(self.wire_format, str) else self.wire_format.name
+        return {
+            "model": self.model,
+            "base_url": self.base_url,
+            "provider": self.provider,
+            "wire_format": fmt,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "stop": self.stop,
+        }
+
+    def _ls_common(
+        self, stop: list[str] | None, kwargs: dict[str, Any], model_type: Literal["chat", "llm"]
+    ) -> LangSmithParams:
+        out = LangSmithParams(
+            ls_provider=self.provider,
+            ls_model_name=kwargs.get("model") or self.model,
+            ls_model_type=model_type,
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            out["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            out["ls_max_tokens"] = max_tokens
+        stops = self._resolve_stop(stop)
+        if stops:
+            out["ls_stop"] = stops
+        return out

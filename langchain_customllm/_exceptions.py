@@ -1,0 +1,341 @@
+"""One error tree for everything that can go wrong between LangChain and the server.
+
+Every error the package raises at call time is a `CustomLLMError`. Where langchain-core has
+a matching model error class, ours inherits from it too, so code that catches
+`langchain_core.exceptions.ModelRateLimitError` (or the generic `ModelError`) keeps working::
+
+    CustomLLMError (ModelError)          status_code, message, body, request_id, partial_text
+    ├── ConfigurationError (ValueError)  bad settings, caught before any request is sent
+    ├── APIConnectionError (ModelConnectionError)   server unreachable / connection broke
+    │   └── APITimeoutError (ModelTimeoutError)     connect, read, write or pool timeout
+    ├── APIStatusError                           the server answered with HTTP status >= 400
+    │   ├── BadRequestError (ModelInvalidRequestError)         400, 422
+    │   │   └── ContextLengthExceededError (ContextOverflowError)  prompt too long for the model
+    │   ├── AuthenticationError (ModelAuthenticationError)     401
+    │   ├── PermissionDeniedError (ModelPermissionDeniedError) 403
+    │   ├── NotFoundError (ModelNotFoundError)                 404 (wrong model name or URL)
+    │   ├── ConflictError                                      409 (retried)
+    │   ├── RequestTimeoutError (ModelTimeoutError)            408 (retried)
+    │   ├── RateLimitError (ModelRateLimitError)               429 (retried)
+    │   └── InternalServerError (ModelAPIError)                5xx (retried)
+    ├── StreamError                              the server reported an error inside a stream,
+    │                                            or the stream ended before it was complete
+    └── ResponseError                            a 2xx answer we cannot understand (not JSON,
+                                                 not the shape the wire format expects)
+
+Mapping from HTTP responses and httpx exceptions happens in one place, `error_from_response`
+and `error_from_httpx`, both pure. Messages say what happened and what to do; they are built
+from the server's own words and never include request headers, so a key cannot leak into them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from langchain_core.exceptions import (
+    ContextOverflowError,
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
+
+from langchain_customllm._retry import parse_retry_after, should_retry_status
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "ContextLengthExceededError",
+    "CustomLLMError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseError",
+    "StreamError",
+    "error_from_httpx",
+    "error_from_response",
+]
+
+# Response headers servers and gateways use to name the request; first match wins.
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-litellm-call-id", "x-amzn-requestid")
+# Bodies can be huge HTML pages; the message keeps only the start.
+_MAX_DETAIL_CHARS = 500
+
+
+class CustomLLMError(ModelError):
+    """Base class of every error raised by langchain-customllm.
+
+    Attributes:
+        message: What happened and, where we know, what to do about it.
+        status_code: The HTTP status the server answered with, if it answered.
+        body: The decoded error body (JSON object or text), if any.
+        request_id: The server's request id header, if it sent one.
+        partial_text: For streams cut after output began: the text received so far. It is
+            attached here rather than returned, so an incomplete answer never looks complete.
+
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        body: Any = None,
+        request_id: str | None = None,
+        partial_text: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+        self.partial_text = partial_text
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.status_code is not None:
+            parts.append(f"(HTTP {self.status_code})")
+        if self.request_id:
+            parts.append(f"[request id {self.request_id}]")
+        return " ".join(parts)
+
+
+class ConfigurationError(CustomLLMError, ValueError):
+    """A setting is missing or invalid; raised before any request is sent."""
+
+
+class APIConnectionError(CustomLLMError, ModelConnectionError):
+    """The server could not be reached, or the connection broke before an answer."""
+
+
+class APITimeoutError(APIConnectionError, ModelTimeoutError):
+    """The request (connect, read, write or pool wait) exceeded its timeout."""
+
+
+class APIStatusError(CustomLLMError):
+    """The server answered with an HTTP error status (>= 400).
+
+    Attributes:
+        retry_after: Seconds the server asked us to wait (``retry-after-ms``,
+            ``Retry-After``), if it said.
+        is_retryable: Whether a new attempt may succeed: from the status, unless the
+            server said otherwise with ``x-should-retry``.
+
+    """
+
+    retry_after: float | None = None
+
+
+class BadRequestError(APIStatusError, ModelInvalidRequestError):
+    """The server rejected the request as invalid (400 or 422)."""
+
+
+class ContextLengthExceededError(BadRequestError, ContextOverflowError):
+    """The prompt plus `max_tokens` does not fit the model's context window."""
+
+
+class AuthenticationError(APIStatusError, ModelAuthenticationError):
+    """The server refused the credentials (401)."""
+
+
+class PermissionDeniedError(APIStatusError, ModelPermissionDeniedError):
+    """The credentials are valid but not allowed to do this (403)."""
+
+
+class NotFoundError(APIStatusError, ModelNotFoundError):
+    """The model or endpoint does not exist on this server (404)."""
+
+
+class ConflictError(APIStatusError):
+    """The server reported a conflict (409); retried like openai-python does."""
+
+    is_retryable = True
+
+
+class RequestTimeoutError(APIStatusError, ModelTimeoutError):
+    """The server timed out waiting for the request (408); retried."""
+
+
+class RateLimitError(APIStatusError, ModelRateLimitError):
+    """Too many requests (429); retried, honouring `Retry-After` up to 120 s."""
+
+
+class InternalServerError(APIStatusError, ModelAPIError):
+    """The server failed (5xx); retried."""
+
+
+class StreamError(CustomLLMError):
+    """The server reported an error inside a stream, or the stream ended incomplete."""
+
+
+class ResponseError(CustomLLMError):
+    """A successful HTTP answer whose body cannot be understood."""
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def decode_body(content: bytes) -> Any:
+    """Decode an error body: JSON if it parses, else text (never raises)."""
+    text = content.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def error_detail(body: Any) -> str:
+    """Pull the server's human message out of the error body shapes servers use.
+
+    OpenAI / vLLM / LiteLLM: ``{"error": {"message": ...}}``; FastAPI (llama.cpp's 401):
+    ``{"detail": ...}``; TGI / Ollama: ``{"error": "..."}``; some: ``{"message": ...}``.
+    """
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("msg")
+            if msg:
+                return str(msg)[:_MAX_DETAIL_CHARS]
+        elif isinstance(err, str) and err:
+            return err[:_MAX_DETAIL_CHARS]
+        for key in ("detail", "message", "msg"):
+            value = body.get(key)
+            if value:
+                text = value if isinstance(value, str) else json.dumps(value)
+                return text[:_MAX_DETAIL_CHARS]
+        return json.dumps(body)[:_MAX_DETAIL_CHARS]
+    text = str(body or "").strip()
+    if text.lower().startswith(("<!doctype", "<html")):
+        return "the server answered with an HTML page instead of JSON (is base_url right?)"
+    return text[:_MAX_DETAIL_CHARS]
+
+
+_OVERFLOW_PHRASES = (
+    "context length",
+    "context window",
+    "context size",
+    "maximum context",
+    "exceeds the context",
+    "too many tokens",
+)
+
+
+def _is_context_overflow(status: int, body: Any, detail: str) -> bool:
+    # OpenAI / llama-cpp-python use code "context_length_exceeded"; llama.cpp's C++ server
+    # uses type "exceed_context_size_error"; vLLM and others only say it in words.
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        if err.get("code") == "context_length_exceeded":
+            return True
+        if err.get("type") == "exceed_context_size_error":
+            return True
+    lowered = detail.lower()
+    return status in (400, 413, 422) and any(phrase in lowered for phrase in _OVERFLOW_PHRASES)
+
+
+_HINTS = {
+    400: "check the request parameters",
+    401: "check api_key (env CUSTOMLLM_API_KEY) and api_key_header/api_key_scheme",
+    403: "the key is valid but not allowed to use this model or endpoint",
+    404: "check base_url (it should end at the API root, e.g. /v1) and the model name",
+    408: "the server timed out reading the request",
+    409: "the server reported a conflict",
+    422: "check the request parameters",
+    429: "the server is rate limiting; slow down or raise max_retries",
+}
+
+
+def error_from_response(
+    status_code: int, headers: Mapping[str, str], content: bytes
+) -> APIStatusError:
+    """Map an HTTP error answer to the matching typed error (pure).
+
+    Args:
+        status_code: The HTTP status (>= 400).
+        headers: The response headers (a case-insensitive mapping such as httpx.Headers).
+        content: The raw response body.
+
+    Returns:
+        The typed error; the caller raises it.
+
+    """
+    body = decode_body(content)
+    detail = error_detail(body) or "(empty body)"
+    hint = _HINTS.get(status_code)
+    if status_code >= 500:
+        hint = "the server failed; retried up to max_retries times"
+    message = f"Server error: {detail}" if status_code >= 500 else detail
+    if hint:
+        message = f"{message} -- {hint}"
+    cls: type[APIStatusError]
+    if _is_context_overflow(status_code, body, detail):
+        cls = ContextLengthExceededError
+        message = f"{detail} -- shorten the prompt or lower max_tokens"
+    elif status_code in (400, 413, 422):
+        cls = BadRequestError
+    elif status_code == 401:
+        cls = AuthenticationError
+    elif status_code == 403:
+        cls = PermissionDeniedError
+    elif status_code == 404:
+        cls = NotFoundError
+    elif status_code == 408:
+        cls = RequestTimeoutError
+    elif status_code == 409:
+        cls = ConflictError
+    elif status_code == 429:
+        cls = RateLimitError
+    elif status_code >= 500:
+        cls = InternalServerError
+    else:
+        cls = APIStatusError
+    err = cls(message, status_code=status_code, body=body, request_id=_request_id(headers))
+    err.retry_after = parse_retry_after(headers)
+    # Per instance: the server's x-should-retry may overrule what the status implies.
+    err.is_retryable = should_retry_status(status_code, headers)
+    return err
+
+
+def error_from_httpx(exc: httpx.HTTPError, url: str) -> CustomLLMError:
+    """Map a transport-level httpx exception to our tree (pure).
+
+    Args:
+        exc: The httpx exception.
+        url: The URL being requested, for the message (it never holds the key).
+
+    Returns:
+        The typed error; the caller raises it ``from exc``.
+
+    """
+    kind = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(
+            f"Request to {url} timed out ({kind}) -- raise `timeout` or check the server load"
+        )
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return APIConnectionError(
+            f"The connection to {url} broke before the answer was complete ({kind}: {exc})"
+        )
+    return APIConnectionError(
+        f"Could not connect to {url} ({kind}: {exc}) -- is the server running and base_url right?"
+    )

@@ -1,0 +1,93 @@
+"""The two stream loops, sync and async, over the same pure steps.
+
+They differ only by ``for``/``async for`` and ``close``/``aclose``: decoding, parsing, stop
+matching and metadata are all in the shared `_StreamRun` and `Assembler`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+from langchain_customllm._assembly import Assembler, Piece
+from langchain_customllm._client import ProviderClient
+from langchain_customllm._exceptions import CustomLLMError
+from langchain_customllm._framing import SSEEvent
+from langchain_customllm.formats.base import WireFormat, WireRequest
+
+__all__ = ["aiter_pieces", "iter_pieces"]
+
+
+class _StreamRun:
+    """The pure per-event step of one streamed answer."""
+
+    __slots__ = ("assembler", "chat", "fmt")
+
+    def __init__(self, fmt: WireFormat, assembler: Assembler, chat: bool) -> None:
+        self.fmt = fmt
+        self.assembler = assembler
+        self.chat = chat
+
+    def step(self, event: SSEEvent) -> Piece | None:
+        parsed = self.fmt.parse_event(event, chat=self.chat)
+        if parsed is None:
+            return None
+        return self.assembler.feed(parsed)
+
+    def attach_partial(self, error: CustomLLMError) -> None:
+        # Output that already reached the caller is named on the error, never lost.
+        if error.partial_text is None:
+            error.partial_text = self.assembler.text_so_far
+
+
+def iter_pieces(
+    client: ProviderClient,
+    request: WireRequest,
+    fmt: WireFormat,
+    assembler: Assembler,
+    *,
+    chat: bool,
+) -> Iterator[Piece]:
+    """Stream one answer: pieces to emit, then the final piece."""
+    run = _StreamRun(fmt, assembler, chat)
+    events = client.stream(request, fmt.framing)
+    try:
+        for event in events:
+            piece = run.step(event)
+            if piece is not None:
+                yield piece
+            if assembler.done:
+                break
+        yield assembler.finish()
+    except CustomLLMError as error:
+        run.attach_partial(error)
+        raise
+    finally:
+        # Closing the event generator closes the HTTP response and frees the connection,
+        # also when the caller stops early or a stop sequence ended the answer.
+        events.close()
+
+
+async def aiter_pieces(
+    client: ProviderClient,
+    request: WireRequest,
+    fmt: WireFormat,
+    assembler: Assembler,
+    *,
+    chat: bool,
+) -> AsyncIterator[Piece]:
+    """Async twin of `iter_pieces`."""
+    run = _StreamRun(fmt, assembler, chat)
+    events = client.astream(request, fmt.framing)
+    try:
+        async for event in events:
+            piece = run.step(event)
+            if piece is not None:
+                yield piece
+            if assembler.done:
+                break
+        yield assembler.finish()
+    except CustomLLMError as error:
+        run.attach_partial(error)
+        raise
+    finally:
+        await events.aclose()

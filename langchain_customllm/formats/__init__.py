@@ -1,0 +1,27 @@
+"""Wire formats: how each family of servers spells requests and answers.
+
+Select one by name with ``wire_format="openai"`` (the default), or pass a `WireFormat`
+instance. See `langchain_customllm.formats.base` for the interface.
+"""
+
+from langchain_customllm.formats.base import (
+    GenerationParams,
+    ParsedChunk,
+    TokenUsage,
+    WireFormat,
+    WireRequest,
+    get_format,
+    register_format,
+)
+from langchain_customllm.formats.openai import OpenAIFormat
+
+__all__ = [
+    "GenerationParams",
+    "OpenAIFormat",
+    "ParsedChunk",
+    "TokenUsage",
+    "WireFormat",
+    "WireRequest",
+    "get_format",
+    "register_format",
+]

@@ -1,0 +1,195 @@
+"""The wire-format interface: how one server family spells requests and answers.
+
+A wire format is a small, pure object. It turns LangChain messages (or a prompt) plus
+generation parameters into a `WireRequest`, and turns a decoded answer body or one stream
+event into a format-neutral `ParsedChunk`. It never does I/O, so the sync and async paths,
+and the tests, share all of it. What is common to every format (stop enforcement, usage,
+callbacks, retries) lives outside, in the models and the client.
+
+To support a new server family, subclass `WireFormat`, implement the four abstract methods
+and register it with `register_format`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from langchain_core.messages import BaseMessage
+
+from langchain_customllm._exceptions import ConfigurationError
+from langchain_customllm._framing import Framing, SSEEvent
+
+__all__ = [
+    "GenerationParams",
+    "ParsedChunk",
+    "TokenUsage",
+    "WireFormat",
+    "WireRequest",
+    "get_format",
+    "register_format",
+]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Everything a format needs to build one request, already merged (field < per call).
+
+    Attributes:
+        model: The model name sent to the server.
+        temperature: Sampling temperature, or None to leave the server's default.
+        max_tokens: Cap on generated tokens, sent under the format's own name for it.
+        top_p: Nucleus sampling, or None.
+        seed: Random seed, or None.
+        stop: Stop sequences (also enforced client-side).
+        stream_usage: Ask the server for token usage in streams, where it can say.
+        extra_body: Vendor parameters merged verbatim into the top level of the body.
+
+    """
+
+    model: str
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stream_usage: bool = True
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WireRequest:
+    """A request ready to send: path relative to ``base_url``, JSON body, extra headers."""
+
+    path: str
+    body: dict[str, Any]
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Token counts as the server reported them.
+
+    Attributes:
+        input_tokens: Prompt tokens.
+        output_tokens: Generated tokens (including reasoning tokens).
+        total_tokens: Their sum, or the server's own total.
+        cache_read: Prompt tokens served from the server's prompt cache, if reported.
+        reasoning: Generated tokens spent on reasoning, if reported.
+
+    """
+
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cache_read: int | None = None
+    reasoning: int | None = None
+
+
+@dataclass
+class ParsedChunk:
+    """A format-neutral piece of an answer: a whole response, or one stream event.
+
+    Attributes:
+        text: Answer text (content) in this piece.
+        reasoning: Reasoning text (``reasoning_content`` / ``reasoning`` / ``thinking``).
+        finish_reason: Why generation ended, if this piece says.
+        usage: Token usage, if this piece carries it.
+        model: The model name the server reports.
+        id: The server's id for the response.
+        metadata: Other response metadata (``system_fingerprint``, ``logprobs``, ...).
+        done: True for an explicit end-of-stream marker (SSE ``[DONE]``, ``"done": true``).
+
+    """
+
+    text: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    usage: TokenUsage | None = None
+    model: str | None = None
+    id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    done: bool = False
+
+
+class WireFormat(ABC):
+    """How one family of servers spells requests and answers (see the module docstring).
+
+    Attributes:
+        name: The name users select the format by (``wire_format="openai"``).
+        framing: How streamed answers are framed: ``"sse"``, ``"ndjson"`` or ``"text"``.
+        sends_stop_to_server: Whether requests carry the stop sequences (they are enforced
+            client-side either way).
+
+    """
+
+    name: ClassVar[str]
+    framing: ClassVar[Framing] = "sse"
+    sends_stop_to_server: ClassVar[bool] = True
+
+    @abstractmethod
+    def chat_request(
+        self, messages: Sequence[BaseMessage], params: GenerationParams, *, stream: bool
+    ) -> WireRequest:
+        """Build a chat request from LangChain messages."""
+
+    @abstractmethod
+    def completion_request(
+        self, prompt: str, params: GenerationParams, *, stream: bool
+    ) -> WireRequest:
+        """Build a text-completion request from a prompt string."""
+
+    @abstractmethod
+    def parse_response(self, body: Any, *, chat: bool) -> ParsedChunk:
+        """Parse a whole (non-streamed) answer body.
+
+        Raises:
+            ResponseError: If the body is not what this format expects.
+
+        """
+
+    @abstractmethod
+    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+        """Parse one stream event; None for events that carry nothing (keep-alives).
+
+        Raises:
+            StreamError: If the event reports an error.
+            ResponseError: If the event cannot be understood.
+
+        """
+
+
+_REGISTRY: dict[str, Callable[[], WireFormat]] = {}
+
+
+def register_format(name: str, factory: Callable[[], WireFormat]) -> None:
+    """Make a wire format selectable by name (``wire_format=name``).
+
+    Args:
+        name: The name; registering an existing name replaces it.
+        factory: A zero-argument callable returning the format (usually the class).
+
+    """
+    _REGISTRY[name] = factory
+
+
+def get_format(spec: str | WireFormat) -> WireFormat:
+    """Resolve a ``wire_format`` setting: a registered name or a `WireFormat` instance.
+
+    Raises:
+        ConfigurationError: For an unknown name, listing the known ones.
+
+    """
+    if isinstance(spec, WireFormat):
+        return spec
+    factory = _REGISTRY.get(spec)
+    if factory is None:
+        known = ", ".join(sorted(_REGISTRY)) or "(none)"
+        raise ConfigurationError(
+            f"Unknown wire_format {spec!r}. Known formats: {known}. "
+            "Pass a WireFormat instance or register yours with register_format()."
+        )
+    return factory()

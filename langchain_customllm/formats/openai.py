@@ -1,0 +1,245 @@
+"""The OpenAI-compatible wire format: ``/chat/completions`` and ``/completions``.
+
+Spoken by vLLM, llama.cpp, SGLang, LM Studio, TGI's Messages API, Ollama's ``/v1``, LiteLLM
+and most gateways. ``base_url`` is the ``/v1`` root. Unlike ChatOpenAI we send ``max_tokens``
+under that name (several servers ignore ``max_completion_tokens``), never rewrite ``system`` to
+``developer``, ask for stream usage on every server, and keep ``reasoning_content`` /
+``reasoning`` from servers that send it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages.utils import convert_to_openai_messages
+
+from langchain_customllm._exceptions import ResponseError, StreamError, error_detail
+from langchain_customllm._framing import SSEEvent
+from langchain_customllm.formats.base import (
+    GenerationParams,
+    ParsedChunk,
+    TokenUsage,
+    WireFormat,
+    WireRequest,
+    register_format,
+)
+
+__all__ = ["OpenAIFormat", "messages_to_openai", "parse_openai_usage"]
+
+_SIMPLE_ROLES: dict[type[BaseMessage], str] = {
+    HumanMessage: "user",
+    SystemMessage: "system",
+    AIMessage: "assistant",
+}
+# Response fields passed through to response_metadata when present.
+_META_KEYS = ("system_fingerprint", "service_tier")
+_CHOICE_META_KEYS = ("logprobs", "stop_reason")
+
+
+def messages_to_openai(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """Convert LangChain messages to OpenAI chat message dicts.
+
+    Plain-text messages take a fast path; anything richer (content blocks, images, tool
+    calls, tool results) goes through langchain-core's converter. An assistant message with
+    tool calls gets ``content: ""`` rather than null, which llama.cpp answers with a 500.
+    """
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if (
+            type(message) in _SIMPLE_ROLES
+            and isinstance(message.content, str)
+            and not (isinstance(message, AIMessage) and message.tool_calls)
+        ):
+            item: dict[str, Any] = {
+                "role": _SIMPLE_ROLES[type(message)],
+                "content": message.content,
+            }
+            if message.name:
+                item["name"] = message.name
+            out.append(item)
+            continue
+        for converted in convert_to_openai_messages([message]):
+            if converted.get("role") == "assistant" and converted.get("content") is None:
+                converted["content"] = ""
+            out.append(converted)
+    return out
+
+
+def parse_openai_usage(raw: Any) -> TokenUsage | None:
+    """Read an OpenAI ``usage`` object (None if absent or malformed)."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        prompt = int(raw.get("prompt_tokens") or 0)
+        completion = int(raw.get("completion_tokens") or 0)
+        total = int(raw.get("total_tokens") or (prompt + completion))
+    except (TypeError, ValueError):
+        return None
+    cached = None
+    details = raw.get("prompt_tokens_details")
+    if isinstance(details, dict) and details.get("cached_tokens") is not None:
+        cached = int(details["cached_tokens"])
+    reasoning = None
+    details = raw.get("completion_tokens_details")
+    if isinstance(details, dict) and details.get("reasoning_tokens") is not None:
+        reasoning = int(details["reasoning_tokens"])
+    return TokenUsage(prompt, completion, total, cache_read=cached, reasoning=reasoning)
+
+
+def _common_body(params: GenerationParams, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": params.model}
+    if params.temperature is not None:
+        body["temperature"] = params.temperature
+    if params.max_tokens is not None:
+        body["max_tokens"] = params.max_tokens
+    if params.top_p is not None:
+        body["top_p"] = params.top_p
+    if params.seed is not None:
+        body["seed"] = params.seed
+    if params.stop:
+        body["stop"] = list(params.stop)
+    if stream:
+        body["stream"] = True
+        if params.stream_usage:
+            body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _snippet(body: Any) -> str:
+    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    return text[:300]
+
+
+class OpenAIFormat(WireFormat):
+    """OpenAI-compatible chat and text completions (the default wire format)."""
+
+    name = "openai"
+    framing = "sse"
+
+    def chat_request(
+        self, messages: Sequence[BaseMessage], params: GenerationParams, *, stream: bool
+    ) -> WireRequest:
+        """Build a ``POST /chat/completions`` request."""
+        body = _common_body(params, stream)
+        body["messages"] = messages_to_openai(messages)
+        body.update(params.extra_body)
+        return WireRequest(path="/chat/completions", body=body)
+
+    def completion_request(
+        self, prompt: str, params: GenerationParams, *, stream: bool
+    ) -> WireRequest:
+        """Build a ``POST /completions`` request."""
+        body = _common_body(params, stream)
+        body["prompt"] = prompt
+        body.update(params.extra_body)
+        return WireRequest(path="/completions", body=body)
+
+    def parse_response(self, body: Any, *, chat: bool) -> ParsedChunk:
+        """Parse a whole ``chat.completion`` or ``text_completion`` object."""
+        if not isinstance(body, dict):
+            raise ResponseError(
+                f"Expected a JSON object from the server, got: {_snippet(body)}", body=body
+            )
+        if "error" in body and "choices" not in body:
+            raise ResponseError(f"The server returned an error: {error_detail(body)}", body=body)
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise ResponseError(
+                "The server's answer has no `choices` -- is this an OpenAI-compatible "
+                f"endpoint? Got: {_snippet(body)}",
+                body=body,
+            )
+        choice = choices[0]
+        parsed = self._base(body)
+        parsed.finish_reason = choice.get("finish_reason")
+        for key in _CHOICE_META_KEYS:
+            if choice.get(key) is not None:
+                parsed.metadata[key] = choice[key]
+        if chat:
+            message = choice.get("message")
+            if not isinstance(message, dict):
+                raise ResponseError(
+                    f"The server's choice has no `message`: {_snippet(choice)}", body=body
+                )
+            parsed.text = _as_text(message.get("content"))
+            parsed.reasoning = _as_text(
+                message.get("reasoning_content") or message.get("reasoning")
+            )
+        else:
+            parsed.text = _as_text(choice.get("text"))
+        return parsed
+
+    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+        """Parse one SSE event of a streamed answer."""
+        data = event.data
+        if data.strip() == "[DONE]":
+            return ParsedChunk(done=True)
+        if not data.strip():
+            return None
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            raise ResponseError(
+                f"The server sent a stream event that is not JSON: {data[:300]!r}"
+            ) from exc
+        if not isinstance(obj, dict):
+            raise ResponseError(f"Unexpected stream event: {data[:300]!r}")
+        if event.event == "error" or ("error" in obj and "choices" not in obj):
+            status = None
+            err = obj.get("error")
+            if isinstance(err, dict):
+                code = err.get("code")
+                status = code if isinstance(code, int) else None
+            raise StreamError(
+                f"The server reported an error mid-stream: {error_detail(obj)}",
+                status_code=status,
+                body=obj,
+            )
+        parsed = self._base(obj)
+        choices = obj.get("choices") or []
+        if choices and isinstance(choices[0], dict):
+            choice = choices[0]
+            parsed.finish_reason = choice.get("finish_reason")
+            for key in _CHOICE_META_KEYS:
+                if choice.get(key) is not None:
+                    parsed.metadata[key] = choice[key]
+            if chat:
+                delta = choice.get("delta") or {}
+                parsed.text = _as_text(delta.get("content"))
+                parsed.reasoning = _as_text(
+                    delta.get("reasoning_content") or delta.get("reasoning")
+                )
+            else:
+                parsed.text = _as_text(choice.get("text"))
+        return parsed
+
+    @staticmethod
+    def _base(obj: dict[str, Any]) -> ParsedChunk:
+        parsed = ParsedChunk(
+            model=obj.get("model"),
+            id=obj.get("id"),
+            usage=parse_openai_usage(obj.get("usage")),
+        )
+        for key in _META_KEYS:
+            if obj.get(key) is not None:
+                parsed.metadata[key] = obj[key]
+        return parsed
+
+
+def _as_text(value: Any) -> str:
+    """Content as text: servers send a string, null, or (rarely) a list of text parts."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(
+            part.get("text", "") if isinstance(part, dict) else str(part) for part in value
+        )
+    return str(value)
+
+
+register_format("openai", OpenAIFormat)

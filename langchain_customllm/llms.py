@@ -1,0 +1,187 @@
+"""`CustomLLM`: any text-completion server as a LangChain `LLM`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import LangSmithParams
+from langchain_core.language_models.llms import LLM
+from langchain_core.outputs import Generation, GenerationChunk, LLMResult
+
+from langchain_customllm._assembly import Assembler, Piece
+from langchain_customllm._common import CustomLLMFields
+from langchain_customllm._convert import piece_to_generation_chunk
+from langchain_customllm._streaming import aiter_pieces, iter_pieces
+from langchain_customllm.formats.base import WireRequest
+
+__all__ = ["CustomLLM"]
+
+
+class CustomLLM(CustomLLMFields, LLM):
+    """Text-completion model for any LLM server (the OpenAI ``/completions`` endpoint, ...).
+
+    Takes the same settings as `ChatCustomLLM` (model, base_url, api_key, wire_format,
+    temperature, max_tokens, stop, timeout, max_retries, extra_body, ...).
+
+    Example:
+        .. code-block:: python
+
+            from langchain_customllm import CustomLLM
+
+            llm = CustomLLM(base_url="http://127.0.0.1:8765/v1", model="smollm2", max_tokens=32)
+            llm.invoke("The capital of France is")
+            for text in llm.stream("Once upon a time"):
+                print(text, end="")
+
+    ``generate()`` results carry ``llm_output["token_usage"]`` and ``["model_name"]``; each
+    generation's ``generation_info`` has the finish reason and the answer's own usage.
+    Streaming fires ``on_llm_new_token`` before each chunk is yielded.
+
+    """
+
+    @property
+    def _llm_type(self) -> str:
+        return "customllm"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return self._identifying()
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        return self._ls_common(stop, kwargs, "llm")
+
+    # ------------------------------------------------------------------ pure helpers
+
+    def _prepare(
+        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool
+    ) -> tuple[WireRequest, Assembler]:
+        params, include_stop = self._params(stop, kwargs)
+        request = self._wire().completion_request(prompt, params, stream=stream)
+        return request, Assembler(self._resolve_stop(stop), include_stop, params.model)
+
+    @staticmethod
+    def _generation(piece: Piece) -> Generation:
+        chunk = piece_to_generation_chunk(piece)
+        return Generation(text=chunk.text, generation_info=chunk.generation_info)
+
+    @staticmethod
+    def _merge_chunks(chunks: list[GenerationChunk]) -> Generation:
+        merged = chunks[0]
+        for chunk in chunks[1:]:
+            merged += chunk
+        return Generation(text=merged.text, generation_info=merged.generation_info)
+
+    @staticmethod
+    def _llm_result(generations: list[Generation], model: str) -> LLMResult:
+        totals: dict[str, int] = {}
+        model_name = model
+        for gen in generations:
+            info = gen.generation_info or {}
+            for key, value in (info.get("token_usage") or {}).items():
+                totals[key] = totals.get(key, 0) + value
+            model_name = info.get("model_name") or model_name
+        return LLMResult(
+            generations=[[g] for g in generations],
+            llm_output={"token_usage": totals, "model_name": model_name},
+        )
+
+    def _complete(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Piece:
+        request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
+        body = self._client().send(request)
+        return assembler.whole(self._wire().parse_response(body, chat=False))
+
+    async def _acomplete(
+        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> Piece:
+        request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
+        body = await self._client().asend(request)
+        return assembler.whole(self._wire().parse_response(body, chat=False))
+
+    # ------------------------------------------------------------------ I/O shells
+
+    def _call(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> str:
+        return self._complete(prompt, stop, kwargs).text
+
+    async def _acall(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> str:
+        return (await self._acomplete(prompt, stop, kwargs)).text
+
+    def _generate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        generations: list[Generation] = []
+        for prompt in prompts:
+            if self.streaming:
+                chunks = list(self._stream(prompt, stop, run_manager, **kwargs))
+                generations.append(self._merge_chunks(chunks))
+            else:
+                generations.append(self._generation(self._complete(prompt, stop, kwargs)))
+        return self._llm_result(generations, kwargs.get("model", self.model))
+
+    async def _agenerate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        generations: list[Generation] = []
+        for prompt in prompts:
+            if self.streaming:
+                chunks = [c async for c in self._astream(prompt, stop, run_manager, **kwargs)]
+                generations.append(self._merge_chunks(chunks))
+            else:
+                piece = await self._acomplete(prompt, stop, kwargs)
+                generations.append(self._generation(piece))
+        return self._llm_result(generations, kwargs.get("model", self.model))
+
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
+        request, assembler = self._prepare(prompt, stop, kwargs, stream=True)
+        for piece in iter_pieces(self._client(), request, self._wire(), assembler, chat=False):
+            chunk = piece_to_generation_chunk(piece)
+            # langchain-core does not fire the token callback for LLMs: do it before yielding.
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+    async def _astream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[GenerationChunk]:
+        request, assembler = self._prepare(prompt, stop, kwargs, stream=True)
+        async for piece in aiter_pieces(
+            self._client(), request, self._wire(), assembler, chat=False
+        ):
+            chunk = piece_to_generation_chunk(piece)
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk

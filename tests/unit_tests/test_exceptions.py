@@ -1,0 +1,552 @@
+"""Unit tests for langchain_customllm._exceptions (error tree and pure mapping)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from langchain_core.exceptions import (
+    ContextOverflowError,
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
+
+from langchain_customllm._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    ContextLengthExceededError,
+    CustomLLMError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseError,
+    StreamError,
+    error_from_httpx,
+    error_from_response,
+)
+
+URL = "http://llm.invalid/v1/chat/completions"
+
+
+def make(status: int, headers: dict[str, str] | None = None, body: Any = b"") -> APIStatusError:
+    if isinstance(body, dict | list):
+        body = json.dumps(body).encode()
+    elif isinstance(body, str):
+        body = body.encode()
+    return error_from_response(status, httpx.Headers(headers or {}), body)
+
+
+def openai_body(message: str, code: Any = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error", "code": code}}
+
+
+# ----------------------------------------------------------------------- status mapping
+
+STATUS_MAP: list[tuple[int, type[APIStatusError], type[ModelError] | None]] = [
+    (400, BadRequestError, ModelInvalidRequestError),
+    (401, AuthenticationError, ModelAuthenticationError),
+    (403, PermissionDeniedError, ModelPermissionDeniedError),
+    (404, NotFoundError, ModelNotFoundError),
+    (408, RequestTimeoutError, ModelTimeoutError),
+    (409, ConflictError, None),
+    (413, BadRequestError, ModelInvalidRequestError),
+    (422, BadRequestError, ModelInvalidRequestError),
+    (429, RateLimitError, ModelRateLimitError),
+    (500, InternalServerError, ModelAPIError),
+    (502, InternalServerError, ModelAPIError),
+    (503, InternalServerError, ModelAPIError),
+    (504, InternalServerError, ModelAPIError),
+    (418, APIStatusError, None),
+]
+
+
+@pytest.mark.parametrize(("status", "cls", "core_cls"), STATUS_MAP)
+def test_status_maps_to_class(
+    status: int, cls: type[APIStatusError], core_cls: type[ModelError] | None
+) -> None:
+    error = make(status, body=openai_body("something went wrong"))
+    assert type(error) is cls
+    assert isinstance(error, APIStatusError)
+    assert isinstance(error, CustomLLMError)
+    assert isinstance(error, ModelError)
+    assert isinstance(error, Exception)
+    if core_cls is not None:
+        assert isinstance(error, core_cls)
+    assert not isinstance(error, ContextOverflowError)
+    assert not isinstance(error, ModelConnectionError)
+    assert error.status_code == status
+    assert error.body == openai_body("something went wrong")
+    # Catchable as the langchain-core class, as user code would.
+    if core_cls is not None:
+        with pytest.raises(core_cls):
+            raise error
+
+
+@pytest.mark.parametrize(
+    ("status", "wrong"),
+    [
+        (401, ModelPermissionDeniedError),
+        (403, ModelAuthenticationError),
+        (404, ModelInvalidRequestError),
+        (429, ModelAPIError),
+        (500, ModelRateLimitError),
+        (400, ModelNotFoundError),
+        (418, ModelAPIError),
+        (418, ModelInvalidRequestError),
+    ],
+)
+def test_status_does_not_map_to_unrelated_core_class(status: int, wrong: type) -> None:
+    assert not isinstance(make(status), wrong)
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (408, True),
+        (409, True),
+        (413, False),
+        (418, False),
+        (422, False),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+    ],
+)
+def test_is_retryable_per_status(status: int, retryable: bool) -> None:
+    assert make(status).is_retryable is retryable
+
+
+def test_is_retryable_is_per_instance_from_x_should_retry() -> None:
+    normal = make(429)
+    told_no = make(429, {"X-Should-Retry": "false"})
+    told_yes = make(400, {"x-should-retry": "true"})
+    assert type(normal) is type(told_no) is RateLimitError
+    assert normal.is_retryable is True
+    assert told_no.is_retryable is False
+    assert told_yes.is_retryable is True
+    assert type(told_yes) is BadRequestError
+    # The class attributes are untouched.
+    assert RateLimitError.is_retryable is True
+    assert BadRequestError.is_retryable is False
+    assert make(400).is_retryable is False
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, None),
+        ({"Retry-After": "3"}, 3.0),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"RETRY-AFTER": "1.25"}, 1.25),
+    ],
+)
+def test_retry_after_attribute(headers: dict[str, str], expected: float | None) -> None:
+    assert make(429, headers).retry_after == expected
+    assert make(503, headers).retry_after == expected
+
+
+# ---------------------------------------------------------------------- context overflow
+
+VLLM_MESSAGE = (
+    "This model's maximum context length is 2048 tokens. However, you requested 2100 tokens "
+    "(2000 in the messages, 100 in the completion). Please reduce the length of the messages "
+    "or completion."
+)
+# llama.cpp's llama-server (tools/server): ERROR_TYPE_EXCEED_CONTEXT_SIZE, HTTP 400.
+LLAMA_CPP_BODY = {
+    "error": {
+        "code": 400,
+        "message": (
+            "request (4096 tokens) exceeds the available context size (2048 tokens), "
+            "try increasing it"
+        ),
+        "type": "exceed_context_size_error",
+        "n_prompt_tokens": 4096,
+        "n_ctx": 2048,
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, openai_body("Input too long", code="context_length_exceeded")),
+        (400, {"error": {"code": "context_length_exceeded"}}),
+        (400, openai_body(VLLM_MESSAGE)),
+        (400, {"object": "error", "message": VLLM_MESSAGE, "code": 400}),
+        (422, {"detail": VLLM_MESSAGE}),
+        (413, {"error": "Request exceeds the context window of this model"}),
+        (400, "prompt has too many tokens for this model"),
+        (400, {"error": "The input exceeds the context length"}),
+        (400, {"error": "input exceeds the context"}),
+        # llama.cpp: by its error type alone, and by its words alone.
+        (400, {"error": {"code": 400, "message": "no", "type": "exceed_context_size_error"}}),
+        (400, {"error": "request (9 tokens) exceeds the available context size (8 tokens)"}),
+    ],
+)
+def test_context_overflow_detected(status: int, body: Any) -> None:
+    error = make(status, body=body)
+    assert type(error) is ContextLengthExceededError
+    assert isinstance(error, ContextOverflowError)
+    assert isinstance(error, BadRequestError)
+    assert isinstance(error, ModelInvalidRequestError)
+    assert isinstance(error, CustomLLMError)
+    assert error.is_retryable is False
+    assert "shorten the prompt or lower max_tokens" in error.message
+
+
+def test_context_overflow_message_keeps_server_words() -> None:
+    error = make(400, body=openai_body(VLLM_MESSAGE))
+    assert VLLM_MESSAGE in error.message
+    assert "HTTP 400" in str(error)
+
+
+def test_context_overflow_detected_from_llama_cpp_body() -> None:
+    error = make(400, body=LLAMA_CPP_BODY)
+    assert type(error) is ContextLengthExceededError, (
+        f"llama.cpp's context overflow was mapped to {type(error).__name__}: {error}"
+    )
+    assert error.is_retryable is False
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls"),
+    [
+        (400, openai_body("temperature must be between 0 and 2"), BadRequestError),
+        (
+            422,
+            {"detail": [{"loc": ["body", "messages"], "msg": "field required"}]},
+            BadRequestError,
+        ),
+        # The phrase only counts for 400/413/422.
+        (500, openai_body(VLLM_MESSAGE), InternalServerError),
+        (404, openai_body("maximum context length unknown for model x"), NotFoundError),
+    ],
+)
+def test_not_context_overflow(status: int, body: Any, cls: type) -> None:
+    error = make(status, body=body)
+    assert type(error) is cls
+    assert not isinstance(error, ContextOverflowError)
+
+
+# ----------------------------------------------------------------- message extraction
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (openai_body("The model `gpt-x` does not exist"), "The model `gpt-x` does not exist"),
+        ({"error": {"msg": "short form"}}, "short form"),
+        ({"detail": "Invalid API Key"}, "Invalid API Key"),
+        (
+            {"error": "Input validation error: `temperature` must be strictly positive"},
+            "Input validation error: `temperature` must be strictly positive",
+        ),
+        ({"message": "bad thing"}, "bad thing"),
+        ({"msg": "another bad thing"}, "another bad thing"),
+        ("plain text failure", "plain text failure"),
+        ("  padded text \n", "padded text"),
+        ('"a JSON string"', "a JSON string"),
+    ],
+)
+def test_message_extracted_from_body_shapes(body: Any, expected: str) -> None:
+    error = make(400, body=body)
+    assert error.message.startswith(expected)
+    assert expected in str(error)
+
+
+def test_fastapi_validation_detail_list_is_rendered() -> None:
+    detail = [{"loc": ["body", "model"], "msg": "field required", "type": "missing"}]
+    error = make(422, body={"detail": detail})
+    assert "field required" in error.message
+    assert "model" in error.message
+    assert error.body == {"detail": detail}
+
+
+def test_unknown_json_shape_is_dumped() -> None:
+    error = make(400, body={"error": {"code": "weird_code"}, "extra": 1})
+    assert "weird_code" in error.message
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body>",
+        "<html><body><h1>404 Not Found</h1><p>secret internal path /srv/app</p></body></html>",
+        "\n  <!doctype HTML>\n<html>oops</html>",
+        "<HTML><BODY>x</BODY></HTML>",
+    ],
+)
+@pytest.mark.parametrize("status", [404, 502])
+def test_html_page_is_described_not_dumped(page: str, status: int) -> None:
+    error = make(status, {"content-type": "text/html"}, page)
+    assert "HTML" in error.message
+    assert "<html" not in str(error).lower()
+    assert "<!doctype" not in str(error).lower()
+    assert "body>" not in str(error).lower()
+    # The raw page is still available to whoever wants it.
+    assert error.body == page
+
+
+@pytest.mark.parametrize("content", [b"", b"   ", b"\n\n", b"{}", b"null"])
+def test_empty_body(content: bytes) -> None:
+    error = error_from_response(500, httpx.Headers({}), content)
+    assert type(error) is InternalServerError
+    if content.strip() in (b"", b"null"):
+        assert "(empty body)" in error.message
+    assert "HTTP 500" in str(error)
+
+
+def test_empty_body_message_for_client_error() -> None:
+    error = make(404, body=b"")
+    assert error.message.startswith("(empty body)")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "x" * 5000,
+        openai_body("y" * 5000),
+        {"detail": "z" * 5000},
+        {"error": "w" * 5000},
+        {"unknown": "v" * 5000},
+    ],
+)
+def test_long_bodies_truncated(body: Any) -> None:
+    error = make(400, body=body)
+    assert len(error.message) < 700
+    assert len(str(error)) < 800
+    letter = next(c for c in "xyzwv" if c * 100 in error.message)
+    assert letter * 400 in error.message
+    assert letter * 1000 not in error.message
+
+
+def test_invalid_utf8_body_does_not_raise() -> None:
+    error = error_from_response(502, httpx.Headers({}), b"bad gateway \xff\xfe here")
+    assert "bad gateway" in error.message
+    assert "\ufffd" in error.message
+
+
+@pytest.mark.parametrize("content", [b"[1, 2]", b"42", b"true", b"[]"])
+def test_non_object_json_body_does_not_raise(content: bytes) -> None:
+    error = error_from_response(400, httpx.Headers({}), content)
+    assert type(error) is BadRequestError
+    assert error.status_code == 400
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    status=st.integers(400, 599),
+    content=st.one_of(
+        st.binary(max_size=200),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda c: (
+                st.lists(c, max_size=3)
+                | st.dictionaries(
+                    st.sampled_from(["error", "message", "detail", "msg", "code"]), c, max_size=3
+                )
+            ),
+            max_leaves=8,
+        ).map(lambda v: json.dumps(v).encode()),
+    ),
+)
+def test_any_body_maps_without_raising(status: int, content: bytes) -> None:
+    error = error_from_response(status, httpx.Headers({}), content)
+    assert isinstance(error, APIStatusError)
+    assert error.status_code == status
+    assert error.message
+    assert f"HTTP {status}" in str(error)
+    assert len(error.message) < 1000
+    assert isinstance(error.is_retryable, bool)
+
+
+@pytest.mark.parametrize(
+    ("status", "needle"),
+    [
+        (401, "api_key"),
+        (404, "base_url"),
+        (429, "max_retries"),
+        (500, "Server error"),
+        (503, "Server error"),
+    ],
+)
+def test_messages_say_what_to_do(status: int, needle: str) -> None:
+    assert needle in make(status, body=openai_body("nope")).message
+
+
+# ------------------------------------------------------------------- request id, str()
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"x-request-id": "req_123"}, "req_123"),
+        ({"X-Request-ID": "req_ABC"}, "req_ABC"),
+        ({"request-id": "r-9"}, "r-9"),
+        ({"x-litellm-call-id": "lite-1"}, "lite-1"),
+        ({"x-amzn-RequestId": "amz-1"}, "amz-1"),
+        ({"x-request-id": "first", "request-id": "second"}, "first"),
+        ({"x-request-id": "", "request-id": "second"}, "second"),
+        ({"x-correlation-id": "nope"}, None),
+        ({}, None),
+    ],
+)
+def test_request_id(headers: dict[str, str], expected: str | None) -> None:
+    assert make(500, headers).request_id == expected
+
+
+def test_str_contains_message_status_and_request_id() -> None:
+    error = make(404, {"X-Request-Id": "req_42"}, openai_body("model 'foo' not found"))
+    text = str(error)
+    assert error.message in text
+    assert "model 'foo' not found" in text
+    assert "HTTP 404" in text
+    assert "req_42" in text
+
+
+def test_str_without_request_id_or_status() -> None:
+    error = make(400, {}, openai_body("bad"))
+    assert "request id" not in str(error)
+    assert str(CustomLLMError("plain")) == "plain"
+    assert str(StreamError("cut", status_code=500)) == "cut (HTTP 500)"
+    assert str(ResponseError("odd", request_id="r1")) == "odd [request id r1]"
+
+
+def test_base_error_attributes() -> None:
+    error = StreamError("cut off", status_code=None, body={"a": 1}, partial_text="Hel")
+    assert error.message == "cut off"
+    assert error.partial_text == "Hel"
+    assert error.body == {"a": 1}
+    assert error.status_code is None
+    assert error.request_id is None
+    assert isinstance(error, ModelError)
+    assert error.is_retryable is False
+
+
+def test_error_tree() -> None:
+    assert issubclass(ConfigurationError, ValueError)
+    assert issubclass(ConfigurationError, CustomLLMError)
+    assert issubclass(APITimeoutError, APIConnectionError)
+    assert issubclass(APITimeoutError, ModelTimeoutError)
+    assert issubclass(APIConnectionError, ModelConnectionError)
+    assert issubclass(ContextLengthExceededError, BadRequestError)
+    assert issubclass(ContextLengthExceededError, ContextOverflowError)
+    assert issubclass(RequestTimeoutError, ModelTimeoutError)
+    for cls in (StreamError, ResponseError, APIStatusError, ConflictError):
+        assert issubclass(cls, CustomLLMError)
+    assert not issubclass(StreamError, APIStatusError)
+    assert not issubclass(ResponseError, APIStatusError)
+
+
+# ------------------------------------------------------------------------ httpx errors
+
+REQUEST = httpx.Request("POST", URL)
+
+
+@pytest.mark.parametrize(
+    "exc_type", [httpx.ConnectTimeout, httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout]
+)
+def test_httpx_timeouts_map_to_api_timeout(exc_type: type[httpx.TimeoutException]) -> None:
+    error = error_from_httpx(exc_type("timed out", request=REQUEST), URL)
+    assert type(error) is APITimeoutError
+    assert isinstance(error, APIConnectionError)
+    assert isinstance(error, ModelTimeoutError)
+    assert isinstance(error, ModelConnectionError)
+    assert isinstance(error, CustomLLMError)
+    assert error.is_retryable is True
+    assert error.status_code is None
+    assert URL in error.message
+    assert exc_type.__name__ in error.message
+
+
+@pytest.mark.parametrize(
+    "exc_type", [httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError]
+)
+def test_httpx_connection_errors_map_to_api_connection(
+    exc_type: type[httpx.TransportError],
+) -> None:
+    error = error_from_httpx(exc_type("connection refused", request=REQUEST), URL)
+    assert type(error) is APIConnectionError
+    assert not isinstance(error, ModelTimeoutError)
+    assert isinstance(error, ModelConnectionError)
+    assert error.is_retryable is True
+    assert URL in error.message
+    assert exc_type.__name__ in error.message
+    assert "connection refused" in error.message
+
+
+def test_remote_protocol_error_says_connection_broke() -> None:
+    exc = httpx.RemoteProtocolError("peer closed connection", request=REQUEST)
+    error = error_from_httpx(exc, URL)
+    assert "broke" in error.message
+    assert "peer closed connection" in error.message
+
+
+def test_connect_error_hints_at_base_url() -> None:
+    error = error_from_httpx(httpx.ConnectError("refused", request=REQUEST), URL)
+    assert "base_url" in error.message
+
+
+# ------------------------------------------------------------------------- no key leak
+
+SECRET = "sk-test-7f3a9c1e5b2d4f6a8c0e"
+
+
+def test_httpx_error_message_never_contains_request_headers() -> None:
+    request = httpx.Request(
+        "POST", URL, headers={"Authorization": f"Bearer {SECRET}", "x-api-key": SECRET}
+    )
+    for exc in (
+        httpx.ConnectError("refused", request=request),
+        httpx.ReadTimeout("slow", request=request),
+        httpx.RemoteProtocolError("closed", request=request),
+    ):
+        error = error_from_httpx(exc, URL)
+        assert SECRET not in str(error)
+        assert SECRET not in repr(error)
+        assert SECRET not in error.message
+
+
+def test_response_mapping_uses_only_body_and_response_headers() -> None:
+    # The mapping cannot see request headers at all ...
+    assert list(inspect.signature(error_from_response).parameters) == [
+        "status_code",
+        "headers",
+        "content",
+    ]
+    # ... and does not dump response headers either (only the request id is taken).
+    headers = {
+        "www-authenticate": f"Bearer realm={SECRET}",
+        "set-cookie": f"session={SECRET}",
+        "x-request-id": "req_1",
+    }
+    error = make(401, headers, {"detail": "Invalid API key"})
+    assert SECRET not in str(error)
+    assert SECRET not in repr(error)
+    assert "req_1" in str(error)

@@ -1,0 +1,142 @@
+"""CustomLLM (text completion) over a scripted server, on both twins."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+import pytest
+from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
+
+from langchain_customllm import CustomLLM, StreamError
+from tests.unit_tests.fakes import FakeServer, completion_chunks, run_invoke, run_stream, sse
+
+
+def completion_body(text: str = " Paris.", finish: str = "stop") -> dict[str, Any]:
+    return {
+        "id": "cmpl-7",
+        "object": "text_completion",
+        "model": "smollm2",
+        "choices": [{"index": 0, "text": text, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 6, "completion_tokens": 2, "total_tokens": 8},
+    }
+
+
+def test_completion_request(server: FakeServer, mode: str) -> None:
+    server.json(completion_body())
+    out = run_invoke(server.llm(max_tokens=5, temperature=0), "The capital of France is", mode)
+    assert out == " Paris."
+    assert server.requests[0].url.path == "/v1/completions"
+    assert server.bodies[0] == {
+        "model": "smollm2",
+        "prompt": "The capital of France is",
+        "max_tokens": 5,
+        "temperature": 0,
+    }
+
+
+def test_stream_text_and_final_info(server: FakeServer, mode: str) -> None:
+    server.stream(sse(*completion_chunks([" Par", "is", "."])))
+    chunks = run_stream(server.llm(), "The capital of France is", mode)
+    assert chunks == [" Par", "is", ".", ""]
+
+
+def test_stop_across_chunks(server: FakeServer, mode: str) -> None:
+    server.stream(sse(*completion_chunks(["one\n", "\ntwo"], finish="length")))
+    assert "".join(run_stream(server.llm(stop=["\n\n"]), "q", mode)) == "one"
+
+
+def test_stop_on_whole_answer(server: FakeServer, mode: str) -> None:
+    server.json(completion_body("one\n\ntwo", finish="length"))
+    assert run_invoke(server.llm(stop=["\n\n"]), "q", mode) == "one"
+
+
+def test_generate_reports_usage_and_model(server: FakeServer) -> None:
+    server.json(completion_body(" a"))
+    server.json(completion_body(" b", finish="length"))
+    result = server.llm().generate(["p1", "p2"])
+    assert [g[0].text for g in result.generations] == [" a", " b"]
+    assert result.llm_output == {
+        "token_usage": {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16},
+        "model_name": "smollm2",
+    }
+    info = result.generations[1][0].generation_info
+    assert info is not None
+    assert info["finish_reason"] == "length"
+    assert info["token_usage"] == {"prompt_tokens": 6, "completion_tokens": 2, "total_tokens": 8}
+
+
+async def test_agenerate_reports_usage(server: FakeServer) -> None:
+    server.json(completion_body(" a"))
+    result = await server.llm().agenerate(["p1"])
+    assert result.llm_output is not None
+    assert result.llm_output["token_usage"]["total_tokens"] == 8
+
+
+def test_streaming_flag_generate_merges_chunks(server: FakeServer) -> None:
+    server.stream(sse(*completion_chunks([" a", " b"])))
+    result = server.llm(streaming=True).generate(["p"])
+    assert result.generations[0][0].text == " a b"
+    assert result.generations[0][0].generation_info["finish_reason"] == "stop"  # type: ignore[index]
+
+
+class Order(BaseCallbackHandler):
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        self.log.append(f"token:{token}")
+
+
+class AsyncOrder(AsyncCallbackHandler):
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def on_llm_new_token(
+        self, token: str, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self.log.append(f"token:{token}")
+
+
+def test_token_callback_fires_before_each_yield(server: FakeServer) -> None:
+    server.stream(sse(*completion_chunks(["a", "b"])))
+    log: list[str] = []
+    for chunk in server.llm().stream("q", config={"callbacks": [Order(log)]}):
+        log.append(f"yield:{chunk}")
+    assert log == ["token:a", "yield:a", "token:b", "yield:b", "token:", "yield:"]
+
+
+async def test_async_token_callback_fires_before_each_yield(server: FakeServer) -> None:
+    server.stream(sse(*completion_chunks(["a", "b"])))
+    log: list[str] = []
+    async for chunk in server.llm().astream("q", config={"callbacks": [AsyncOrder(log)]}):
+        log.append(f"yield:{chunk}")
+    assert log == ["token:a", "yield:a", "token:b", "yield:b", "token:", "yield:"]
+
+
+def test_stream_cut_raises_with_partial_text(server: FakeServer, mode: str) -> None:
+    server.stream(sse(*completion_chunks(["Once", " upon"], finish=None), done=False))
+    with pytest.raises(StreamError) as info:
+        run_stream(server.llm(), "q", mode)
+    assert info.value.partial_text == "Once upon"
+
+
+def test_identity() -> None:
+    llm = CustomLLM(model="smollm2", provider="llamacpp", max_tokens=3)
+    assert llm._llm_type == "customllm"
+    assert llm._get_ls_params(model="x") == {
+        "ls_provider": "llamacpp",
+        "ls_model_name": "x",
+        "ls_model_type": "llm",
+        "ls_max_tokens": 3,
+    }
+    assert llm._identifying_params["model"] == "smollm2"
+
+
+def test_async_works_across_event_loops(server: FakeServer) -> None:
+    server.json(completion_body(" a"))
+    server.json(completion_body(" b"))
+    llm = server.llm()
+    assert asyncio.run(llm.ainvoke("1")) == " a"
+    assert asyncio.run(llm.ainvoke("2")) == " b"
