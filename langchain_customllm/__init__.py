@@ -24,7 +24,14 @@ from langchain_customllm._exceptions import (
     StreamError,
 )
 from langchain_customllm.chat_models import ChatCustomLLM
-from langchain_customllm.formats import WireFormat, get_format, register_format
+from langchain_customllm.config import load_models
+from langchain_customllm.formats import (
+    ChatTemplate,
+    CustomFormat,
+    WireFormat,
+    get_format,
+    register_format,
+)
 from langchain_customllm.llms import CustomLLM
 
 __version__ = "0.1.0"
@@ -36,9 +43,11 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ChatCustomLLM",
+    "ChatTemplate",
     "ConfigurationError",
     "ConflictError",
     "ContextLengthExceededError",
+    "CustomFormat",
     "CustomLLM",
     "CustomLLMError",
     "InternalServerError",
@@ -51,5 +60,6 @@ __all__ = [
     "WireFormat",
     "__version__",
     "get_format",
+    "load_models",
     "register_format",
 ]

@@ -70,6 +70,7 @@ class Assembler:
         self._logprobs: list[Any] = []
         self._emitted: list[str] = []
         self._saw_done = False
+        self._raw_len = 0  # text received, before stop matching (for cumulative streams)
 
     @property
     def done(self) -> bool:
@@ -104,7 +105,11 @@ class Assembler:
         server ends the stream, so usage and metadata are the same as for ``invoke``.
         """
         self._absorb(parsed)
-        text = self._matcher.push(parsed.text) if parsed.text else ""
+        new = parsed.text
+        if parsed.cumulative:
+            new = new[self._raw_len :]
+        self._raw_len += len(new)
+        text = self._matcher.push(new) if new else ""
         if self._matcher.stopped:
             self._finish_reason = "stop"
         if parsed.done:

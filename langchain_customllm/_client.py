@@ -45,6 +45,9 @@ __all__ = ["ProviderClient"]
 
 logger = logging.getLogger("langchain_customllm")
 
+# A wire format's hook to find the server's message in an error body.
+Describe = Callable[[Any], str | None] | None
+
 _LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 _USER_AGENT = "langchain-customllm/0.1"
 
@@ -144,9 +147,9 @@ class ProviderClient:
         return headers, content
 
     @staticmethod
-    def _check(response: httpx.Response, content: bytes) -> None:
+    def _check(response: httpx.Response, content: bytes, describe: Describe) -> None:
         if response.status_code >= 400:
-            raise error_from_response(response.status_code, response.headers, content)
+            raise error_from_response(response.status_code, response.headers, content, describe)
 
     @staticmethod
     def _decode_json(content: bytes, url: str) -> Any:
@@ -224,7 +227,7 @@ class ProviderClient:
 
     # ----------------------------------------------------------------- I/O twins
 
-    def send(self, request: WireRequest) -> Any:
+    def send(self, request: WireRequest, describe: Describe = None) -> Any:
         """POST a request and return the decoded JSON answer, retrying per policy."""
         url = self._url(request)
         headers, content = self._encode(request, stream=False)
@@ -236,10 +239,10 @@ class ProviderClient:
                     )
                 except httpx.HTTPError as exc:
                     raise error_from_httpx(exc, url) from exc
-                self._check(response, response.content)
+                self._check(response, response.content, describe)
         return self._decode_json(response.content, url)
 
-    async def asend(self, request: WireRequest) -> Any:
+    async def asend(self, request: WireRequest, describe: Describe = None) -> Any:
         """Async twin of `send`."""
         url = self._url(request)
         headers, content = self._encode(request, stream=False)
@@ -251,10 +254,12 @@ class ProviderClient:
                     )
                 except httpx.HTTPError as exc:
                     raise error_from_httpx(exc, url) from exc
-                self._check(response, response.content)
+                self._check(response, response.content, describe)
         return self._decode_json(response.content, url)
 
-    def stream(self, request: WireRequest, framing: Framing) -> Generator[SSEEvent, None, None]:
+    def stream(
+        self, request: WireRequest, framing: Framing, describe: Describe = None
+    ) -> Generator[SSEEvent, None, None]:
         """POST a request and yield its decoded stream events.
 
         Opening the stream (connect + status) is retried; reading it is not. Closing the
@@ -281,7 +286,7 @@ class ProviderClient:
                         body = b""
                     finally:
                         response.close()
-                    self._check(response, body)
+                    self._check(response, body, describe)
         assert response is not None
         decoder = make_decoder(framing)
         try:
@@ -294,7 +299,7 @@ class ProviderClient:
             response.close()
 
     async def astream(
-        self, request: WireRequest, framing: Framing
+        self, request: WireRequest, framing: Framing, describe: Describe = None
     ) -> AsyncGenerator[SSEEvent, None]:
         """Async twin of `stream`."""
         url = self._url(request)
@@ -317,7 +322,7 @@ class ProviderClient:
                         body = b""
                     finally:
                         await response.aclose()
-                    self._check(response, body)
+                    self._check(response, body, describe)
         assert response is not None
         decoder = make_decoder(framing)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import httpx
@@ -15,7 +17,9 @@ from pydantic import (
     SecretStr,
     field_serializer,
     field_validator,
+    model_validator,
 )
+from typing_extensions import Self
 
 from langchain_customllm._client import ProviderClient
 from langchain_customllm._exceptions import ConfigurationError
@@ -69,8 +73,10 @@ class CustomLLMFields(BaseModel):
     provider: str = "customllm"
     """Provider name reported to tracing (LangSmith ``ls_provider``), e.g. ``"vllm"``."""
 
-    wire_format: str | WireFormat = "openai"
-    """How the server spells requests and answers: a registered name or a `WireFormat`."""
+    wire_format: str | WireFormat | dict[str, Any] = "openai"
+    """How the server spells requests and answers: a registered name (``"openai"``,
+    ``"ollama"``, ``"tgi"``), a `WireFormat` instance, or a mapping such as a ``kind: custom``
+    description of your own API (validated when the model is built)."""
 
     temperature: float | None = None
     """Sampling temperature; None leaves the server's default."""
@@ -132,11 +138,11 @@ class CustomLLMFields(BaseModel):
             )
         return value.rstrip("/")
 
-    @field_validator("wire_format")
-    @classmethod
-    def _check_wire_format(cls, value: str | WireFormat) -> str | WireFormat:
-        get_format(value)  # raises a ConfigurationError naming the known formats
-        return value
+    @model_validator(mode="after")
+    def _resolve_wire_format(self) -> Self:
+        # Resolved once, at construction: a bad name or description fails here, not on a call.
+        self._format = get_format(self.wire_format)
+        return self
 
     @classmethod
     def is_lc_serializable(cls) -> bool:
@@ -163,6 +169,23 @@ class CustomLLMFields(BaseModel):
             return None
         return {k: "**********" if _is_sensitive_header(k) else v for k, v in headers.items()}
 
+    @classmethod
+    def from_config(
+        cls, source: str | os.PathLike[str] | Mapping[str, Any], name: str | None = None
+    ) -> Self:
+        """Build this model from a YAML/JSON file or mapping (see `langchain_customllm.config`).
+
+        Args:
+            source: A file path or a mapping: either one model's settings, or a file with
+                ``models:`` (and optional shared ``formats:``).
+            name: Which entry of ``models:`` to build; optional if there is only one.
+        """
+        from langchain_customllm.config import select_model
+
+        model = select_model(source, name, cls)  # type: ignore[arg-type]
+        assert isinstance(model, cls)
+        return model
+
     # ------------------------------------------------------------------ helpers
 
     def _client(self) -> ProviderClient:
@@ -181,7 +204,7 @@ class CustomLLMFields(BaseModel):
         return self._provider_client
 
     def _wire(self) -> WireFormat:
-        if self._format is None:
+        if self._format is None:  # a model_construct()-built instance skipped validation
             self._format = get_format(self.wire_format)
         return self._format
 
@@ -218,12 +241,11 @@ class CustomLLMFields(BaseModel):
         return params, include
 
     def _identifying(self) -> dict[str, Any]:
-        fmt = self.wire_format if isinstance(self.wire_format, str) else self.wire_format.name
         return {
             "model": self.model,
             "base_url": self.base_url,
             "provider": self.provider,
-            "wire_format": fmt,
+            "wire_format": self._wire().name,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "top_p": self.top_p,

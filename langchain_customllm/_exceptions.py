@@ -31,7 +31,7 @@ from the server's own words and never include request headers, so a key cannot l
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -266,7 +266,10 @@ _HINTS = {
 
 
 def error_from_response(
-    status_code: int, headers: Mapping[str, str], content: bytes
+    status_code: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    describe: Callable[[Any], str | None] | None = None,
 ) -> APIStatusError:
     """Map an HTTP error answer to the matching typed error (pure).
 
@@ -274,13 +277,14 @@ def error_from_response(
         status_code: The HTTP status (>= 400).
         headers: The response headers (a case-insensitive mapping such as httpx.Headers).
         content: The raw response body.
+        describe: The wire format's own way to find the message in the body, if it has one.
 
     Returns:
         The typed error; the caller raises it.
 
     """
     body = decode_body(content)
-    detail = error_detail(body) or "(empty body)"
+    detail = (describe(body) if describe else None) or error_detail(body) or "(empty body)"
     hint = _HINTS.get(status_code)
     if status_code >= 500:
         hint = "the server failed; retried up to max_retries times"

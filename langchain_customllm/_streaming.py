@@ -48,8 +48,13 @@ def iter_pieces(
     chat: bool,
 ) -> Iterator[Piece]:
     """Stream one answer: pieces to emit, then the final piece."""
+    if not fmt.supports_streaming:
+        # The server cannot stream: one whole answer becomes the only (final) piece.
+        body = client.send(request, fmt.error_message)
+        yield assembler.whole(fmt.parse_response(body, chat=chat))
+        return
     run = _StreamRun(fmt, assembler, chat)
-    events = client.stream(request, fmt.framing)
+    events = client.stream(request, fmt.framing, fmt.error_message)
     try:
         for event in events:
             piece = run.step(event)
@@ -76,8 +81,12 @@ async def aiter_pieces(
     chat: bool,
 ) -> AsyncIterator[Piece]:
     """Async twin of `iter_pieces`."""
+    if not fmt.supports_streaming:
+        body = await client.asend(request, fmt.error_message)
+        yield assembler.whole(fmt.parse_response(body, chat=chat))
+        return
     run = _StreamRun(fmt, assembler, chat)
-    events = client.astream(request, fmt.framing)
+    events = client.astream(request, fmt.framing, fmt.error_message)
     try:
         async for event in events:
             piece = run.step(event)

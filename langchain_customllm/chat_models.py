@@ -16,6 +16,7 @@ from langchain_core.language_models.chat_models import (
 )
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict
 
 from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._common import CustomLLMFields
@@ -58,6 +59,9 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
     subclasses that also inherit langchain-core's model errors.
 
     """
+
+    # langchain-core's base config ignores unknown settings; a typo must be an error instead.
+    model_config = ConfigDict(extra="forbid")
 
     @property
     def _llm_type(self) -> str:
@@ -112,7 +116,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
         request, assembler = self._prepare(messages, stop, kwargs, stream=False)
-        body = self._client().send(request)
+        body = self._client().send(request, self._wire().error_message)
         return self._result(assembler.whole(self._wire().parse_response(body, chat=True)))
 
     async def _agenerate(
@@ -125,7 +129,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         if self.streaming:
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
         request, assembler = self._prepare(messages, stop, kwargs, stream=False)
-        body = await self._client().asend(request)
+        body = await self._client().asend(request, self._wire().error_message)
         return self._result(assembler.whole(self._wire().parse_response(body, chat=True)))
 
     def _stream(

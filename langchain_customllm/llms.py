@@ -12,6 +12,7 @@ from langchain_core.callbacks import (
 from langchain_core.language_models import LangSmithParams
 from langchain_core.language_models.llms import LLM
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
+from pydantic import ConfigDict
 
 from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._common import CustomLLMFields
@@ -43,6 +44,9 @@ class CustomLLM(CustomLLMFields, LLM):
     Streaming fires ``on_llm_new_token`` before each chunk is yielded.
 
     """
+
+    # langchain-core's base config ignores unknown settings; a typo must be an error instead.
+    model_config = ConfigDict(extra="forbid")
 
     @property
     def _llm_type(self) -> str:
@@ -92,14 +96,14 @@ class CustomLLM(CustomLLMFields, LLM):
 
     def _complete(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Piece:
         request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
-        body = self._client().send(request)
+        body = self._client().send(request, self._wire().error_message)
         return assembler.whole(self._wire().parse_response(body, chat=False))
 
     async def _acomplete(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
     ) -> Piece:
         request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
-        body = await self._client().asend(request)
+        body = await self._client().asend(request, self._wire().error_message)
         return assembler.whole(self._wire().parse_response(body, chat=False))
 
     # ------------------------------------------------------------------ I/O shells

@@ -13,9 +13,14 @@ from langchain_customllm.formats.base import (
     get_format,
     register_format,
 )
+from langchain_customllm.formats.custom import CustomFormat, CustomFormatConfig
 from langchain_customllm.formats.openai import OpenAIFormat
+from langchain_customllm.formats.prompt import ChatTemplate
 
 __all__ = [
+    "ChatTemplate",
+    "CustomFormat",
+    "CustomFormatConfig",
     "GenerationParams",
     "OpenAIFormat",
     "ParsedChunk",

@@ -13,7 +13,7 @@ and register it with `register_format`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -113,6 +113,7 @@ class ParsedChunk:
     id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     done: bool = False
+    cumulative: bool = False
 
 
 class WireFormat(ABC):
@@ -123,12 +124,15 @@ class WireFormat(ABC):
         framing: How streamed answers are framed: ``"sse"``, ``"ndjson"`` or ``"text"``.
         sends_stop_to_server: Whether requests carry the stop sequences (they are enforced
             client-side either way).
-
+        supports_streaming: Whether the server can stream answers.
+        reports_usage: Whether answers carry token counts.
     """
 
     name: ClassVar[str]
     framing: ClassVar[Framing] = "sse"
     sends_stop_to_server: ClassVar[bool] = True
+    supports_streaming: ClassVar[bool] = True
+    reports_usage: ClassVar[bool] = True
 
     @abstractmethod
     def chat_request(
@@ -161,30 +165,53 @@ class WireFormat(ABC):
 
         """
 
+    def error_message(self, body: Any) -> str | None:
+        """The server's own message in an HTTP error body, if this format knows where it is.
 
-_REGISTRY: dict[str, Callable[[], WireFormat]] = {}
+        Returning None lets the generic extraction handle the common shapes
+        (``{"error": {"message"}}``, ``{"error": "..."}``, ``{"detail"}``, ``{"message"}``).
+        """
+        return None
 
 
-def register_format(name: str, factory: Callable[[], WireFormat]) -> None:
+_REGISTRY: dict[str, Callable[..., WireFormat]] = {}
+
+
+def register_format(name: str, factory: Callable[..., WireFormat]) -> None:
     """Make a wire format selectable by name (``wire_format=name``).
+
+    Like LiteLLM's ``custom_provider_map``, but for the wire format only: the model classes,
+    streaming, stop handling, usage and callbacks stay ours.
 
     Args:
         name: The name; registering an existing name replaces it.
-        factory: A zero-argument callable returning the format (usually the class).
-
+        factory: Called with the options of a mapping spec (``{"kind": name, **options}``),
+            or with none for a plain name; usually the class itself.
     """
     _REGISTRY[name] = factory
 
 
-def get_format(spec: str | WireFormat) -> WireFormat:
-    """Resolve a ``wire_format`` setting: a registered name or a `WireFormat` instance.
+def get_format(spec: str | WireFormat | Mapping[str, Any]) -> WireFormat:
+    """Resolve a ``wire_format`` setting.
+
+    Args:
+        spec: A registered name (``"openai"``), a `WireFormat` instance, or a mapping
+            ``{"kind": name, **options}`` (e.g. a ``kind: custom`` description from YAML).
 
     Raises:
-        ConfigurationError: For an unknown name, listing the known ones.
-
+        ConfigurationError: For an unknown name or options the format does not take.
     """
     if isinstance(spec, WireFormat):
         return spec
+    options: dict[str, Any] = {}
+    if isinstance(spec, Mapping):
+        options = dict(spec)
+        kind = options.pop("kind", None)
+        if not isinstance(kind, str):
+            raise ConfigurationError(
+                "A wire_format mapping needs `kind` (e.g. kind: custom, kind: tgi)"
+            )
+        spec = kind
     factory = _REGISTRY.get(spec)
     if factory is None:
         known = ", ".join(sorted(_REGISTRY)) or "(none)"
@@ -192,4 +219,9 @@ def get_format(spec: str | WireFormat) -> WireFormat:
             f"Unknown wire_format {spec!r}. Known formats: {known}. "
             "Pass a WireFormat instance or register yours with register_format()."
         )
-    return factory()
+    try:
+        return factory(**options)
+    except TypeError as exc:
+        raise ConfigurationError(
+            f"wire_format {spec!r}: bad options {sorted(options)}: {exc}"
+        ) from None

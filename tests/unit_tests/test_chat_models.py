@@ -19,6 +19,7 @@ from langchain_customllm import (
     AuthenticationError,
     ChatCustomLLM,
     ContextLengthExceededError,
+    CustomLLM,
     InternalServerError,
     NotFoundError,
     RateLimitError,
@@ -489,3 +490,9 @@ def test_client_is_created_once_and_pooled(server: FakeServer) -> None:
     llm.invoke("a")
     llm.invoke("b")
     assert llm._client() is first
+
+
+@pytest.mark.parametrize("cls", [ChatCustomLLM, CustomLLM])
+def test_unknown_setting_is_an_error_not_ignored(cls: type) -> None:
+    with pytest.raises(ValueError, match="temprature"):
+        cls(model="m", temprature=0.2)

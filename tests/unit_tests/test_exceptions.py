@@ -534,11 +534,13 @@ def test_httpx_error_message_never_contains_request_headers() -> None:
 
 
 def test_response_mapping_uses_only_body_and_response_headers() -> None:
-    # The mapping cannot see request headers at all ...
+    # The mapping cannot see request headers at all (the optional `describe` is the wire
+    # format's hook to find the message in the body) ...
     assert list(inspect.signature(error_from_response).parameters) == [
         "status_code",
         "headers",
         "content",
+        "describe",
     ]
     # ... and does not dump response headers either (only the request id is taken).
     headers = {

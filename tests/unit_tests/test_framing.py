@@ -20,7 +20,8 @@ from langchain_customllm._framing import (
 )
 
 ENDINGS = ["\n", "\r\n", "\r"]
-PROPS = settings(max_examples=250, deadline=None)
+PROPS = settings(max_examples=200, deadline=None)
+LIGHT = settings(max_examples=120, deadline=None)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -469,7 +470,7 @@ def sse_documents(draw: st.DrawFn) -> tuple[bytes, list[str]]:
     return "".join(parts).encode("utf-8"), lines
 
 
-@PROPS
+@LIGHT
 @given(doc=sse_documents(), points=st.lists(st.integers(0, 300), max_size=10))
 def test_sse_structured_documents_match_reference_for_any_split(
     doc: tuple[bytes, list[str]], points: list[int]
@@ -545,7 +546,7 @@ JSON_VALUES = st.one_of(
 )
 
 
-@PROPS
+@LIGHT
 @given(
     objs=st.lists(
         st.dictionaries(st.sampled_from(["x", "y", "z"]), JSON_VALUES, max_size=3), max_size=5
@@ -597,7 +598,7 @@ def test_text_decoder_invalid_utf8_replaced() -> None:
     assert run(TextDecoder, [b"a\xffb"]) == [SSEEvent(data="a\ufffdb")]
 
 
-@PROPS
+@LIGHT
 @given(
     text=st.text(max_size=40),
     points=st.lists(st.integers(0, 200), max_size=8),
@@ -610,7 +611,7 @@ def test_text_decoder_any_split_reassembles_text(text: str, points: list[int]) -
     assert all(e.data for e in events)
 
 
-@PROPS
+@LIGHT
 @given(raw=st.binary(max_size=40), points=st.lists(st.integers(0, 100), max_size=8))
 def test_text_decoder_any_bytes_any_split_never_raises(raw: bytes, points: list[int]) -> None:
     events = run(TextDecoder, split_at(raw, points))

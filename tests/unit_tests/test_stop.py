@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from langchain_customllm._stop import StopMatcher, truncate_at_stop
 
-PROPS = settings(max_examples=250, deadline=None)
+PROPS = settings(max_examples=200, deadline=None)
 
 
 def chunk_at(text: str, points: Sequence[int]) -> list[str]:

@@ -1,0 +1,402 @@
+"""A wire format declared in data: describe your API in YAML, JSON or a dict.
+
+For torch-serve / KServe handlers and in-house gateways with their own JSON. Nothing in the
+configuration is ever evaluated as code: request templates are JSON with ``{placeholders}``,
+and response fields are paths in a tiny selector language (`selectors`). Example::
+
+    kind: custom
+    name: my-model
+    chat_path: /predictions/my-model        # chat prompts are rendered with chat_template
+    request: {inputs: "{prompt}", parameters: {max_new_tokens: "{max_tokens}", stop: "{stop}"}}
+    response: {text: "outputs[0].text", finish_reason: "outputs[0].finish_reason",
+               input_tokens: "usage.in", output_tokens: "usage.out"}
+    stream: {framing: ndjson, text: "token.text", done: "done"}
+    error: {message: "error.message"}
+
+Placeholders: ``{prompt}``, ``{messages}`` (OpenAI-style list), ``{model}``, ``{max_tokens}``,
+``{temperature}``, ``{top_p}``, ``{seed}``, ``{stop}``, ``{stream}``. A string that is exactly one
+placeholder is replaced by the typed value (a list stays a list, a number a number); if that
+value is unset, the key is dropped, so the server applies its own default. Placeholders inside
+longer strings are replaced by their text; ``{{`` and ``}}`` are literal braces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from langchain_core.messages import BaseMessage
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from langchain_customllm._exceptions import ConfigurationError, ResponseError, StreamError
+from langchain_customllm._framing import Framing, SSEEvent
+from langchain_customllm.formats.base import (
+    GenerationParams,
+    ParsedChunk,
+    TokenUsage,
+    WireFormat,
+    WireRequest,
+    register_format,
+)
+from langchain_customllm.formats.openai import messages_to_openai
+from langchain_customllm.formats.prompt import ChatTemplate, get_chat_template
+from langchain_customllm.formats.selectors import MISSING, Selector, compile_selector
+
+__all__ = ["CustomFormat", "CustomFormatConfig"]
+
+PLACEHOLDERS = frozenset(
+    {"prompt", "messages", "model", "max_tokens", "temperature", "top_p", "seed", "stop", "stream"}
+)
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)\}")
+_EXCERPT = 200
+_DROP: Any = object()  # marks a template value whose placeholder was unset
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ResponseSpec(_Strict):
+    """Where the fields of a whole answer are."""
+
+    text: str
+    finish_reason: str | None = None
+    input_tokens: str | None = None
+    output_tokens: str | None = None
+    total_tokens: str | None = None
+    reasoning: str | None = None
+    id: str | None = None
+    model: str | None = None
+
+
+class StreamSpec(_Strict):
+    """How a streamed answer is framed and where each event's fields are."""
+
+    framing: Framing = "ndjson"
+    text: str
+    cumulative: bool = False
+    """True if each event carries the whole text so far (we emit only what is new)."""
+    done: str | None = None
+    """Path to a flag that is true on the last event."""
+    done_data: str | None = None
+    """Literal event data that ends the stream (e.g. ``[DONE]``)."""
+    finish_reason: str | None = None
+    """Defaults to the ``response`` section's path, as do the token counts."""
+    input_tokens: str | None = None
+    output_tokens: str | None = None
+    reasoning: str | None = None
+
+
+class ErrorSpec(_Strict):
+    """Where an error message is, in error answers and error events."""
+
+    message: str
+
+
+class CustomFormatConfig(_Strict):
+    """The validated form of a ``kind: custom`` wire-format configuration."""
+
+    kind: Literal["custom"] = "custom"
+    name: str = "custom"
+    chat_path: str | None = None
+    completion_path: str | None = None
+    stream_chat_path: str | None = None
+    stream_completion_path: str | None = None
+    request: dict[str, Any]
+    response: ResponseSpec
+    stream: StreamSpec | None = None
+    error: ErrorSpec | None = None
+    chat_template: str | dict[str, Any] = "chatml"
+    headers: dict[str, str] = Field(default_factory=dict)
+    send_stop: bool = True
+
+    @field_validator("chat_path", "completion_path", "stream_chat_path", "stream_completion_path")
+    @classmethod
+    def _leading_slash(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"a path must start with '/', got {value!r}")
+        return value
+
+
+def _excerpt(data: Any) -> str:
+    text = data if isinstance(data, str) else json.dumps(data, default=str)
+    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "..."
+
+
+def _check_template(node: Any, where: str) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _check_template(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_template(value, f"{where}[{i}]")
+    elif isinstance(node, str):
+        for match in _PLACEHOLDER.finditer(node):
+            name = match.group(1)
+            if name is not None and name not in PLACEHOLDERS:
+                raise ConfigurationError(
+                    f"custom wire format: unknown placeholder {{{name}}} in {where}; "
+                    f"known: {', '.join(sorted(PLACEHOLDERS))} (write {{{{ for a literal brace)"
+                )
+
+
+def _render(node: Any, values: Mapping[str, Any]) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            rendered = _render(value, values)
+            if rendered is not _DROP:
+                out[key] = rendered
+        return out
+    if isinstance(node, list):
+        return [r for r in (_render(v, values) for v in node) if r is not _DROP]
+    if isinstance(node, str):
+        whole = _PLACEHOLDER.fullmatch(node)
+        if whole and whole.group(1):
+            value = values.get(whole.group(1))
+            return _DROP if value is None else value
+
+        def sub(match: re.Match[str]) -> str:
+            if match.group(1) is None:
+                return match.group()[0]
+            value = values.get(match.group(1))
+            if value is None:
+                return ""
+            return value if isinstance(value, str) else json.dumps(value)
+
+        return _PLACEHOLDER.sub(sub, node)
+    return node
+
+
+class CustomFormat(WireFormat):
+    """A wire format built from a `CustomFormatConfig` (see the module docstring)."""
+
+    name = "custom"
+
+    def __init__(self, config: CustomFormatConfig | Mapping[str, Any]) -> None:
+        if not isinstance(config, CustomFormatConfig):
+            config = self.parse_config(config)
+        self.config = config
+        self.name = config.name  # type: ignore[misc]  # per-instance name for messages
+        if config.chat_path is None and config.completion_path is None:
+            raise ConfigurationError(
+                f"custom wire format {config.name!r}: set chat_path and/or completion_path"
+            )
+        _check_template(config.request, "request")
+        self._template: ChatTemplate = get_chat_template(config.chat_template)
+        self._response = self._compile(config.response.model_dump(), "response")
+        self._stream: dict[str, Selector] = {}
+        if config.stream is not None:
+            # Usage and finish reason usually sit where the whole answer has them.
+            inherited = {
+                key: getattr(config.response, key)
+                for key in ("finish_reason", "input_tokens", "output_tokens")
+            }
+            declared = {k: v for k, v in config.stream.model_dump().items() if v is not None}
+            self._stream = self._compile({**inherited, **declared}, "stream")
+        self._error = compile_selector(config.error.message) if config.error else None
+        self.framing = config.stream.framing if config.stream else "ndjson"  # type: ignore[misc]
+        self.supports_streaming = config.stream is not None  # type: ignore[misc]
+        self.sends_stop_to_server = config.send_stop  # type: ignore[misc]
+        self.reports_usage = config.response.output_tokens is not None  # type: ignore[misc]
+
+    @staticmethod
+    def parse_config(data: Mapping[str, Any]) -> CustomFormatConfig:
+        """Validate a configuration mapping, with errors that say what and where."""
+        try:
+            return CustomFormatConfig.model_validate(dict(data))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigurationError(f"Invalid custom wire format: {problems}") from None
+
+    @staticmethod
+    def _compile(spec: dict[str, Any], where: str) -> dict[str, Selector]:
+        out = {}
+        for key, path in spec.items():
+            if key in ("framing", "cumulative", "done_data") or path is None:
+                continue
+            try:
+                out[key] = compile_selector(path)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"custom wire format, {where}.{key}: {exc}") from None
+        return out
+
+    # ------------------------------------------------------------------ requests
+
+    def _request(
+        self, path: str | None, values: dict[str, Any], params: GenerationParams, stream: bool
+    ) -> WireRequest:
+        if path is None:
+            raise ConfigurationError(f"custom wire format {self.name!r}: no path for this call")
+        body = _render(self.config.request, values)
+        body.update(params.extra_body)
+        return WireRequest(path=path, body=body, headers=dict(self.config.headers))
+
+    @staticmethod
+    def _values(params: GenerationParams, stream: bool) -> dict[str, Any]:
+        return {
+            "model": params.model,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": params.seed,
+            "stop": list(params.stop) or None,
+            "stream": stream,
+        }
+
+    def _path(self, chat: bool, stream: bool) -> str | None:
+        cfg = self.config
+        if (chat and cfg.chat_path) or not cfg.completion_path:
+            path, stream_path = cfg.chat_path, cfg.stream_chat_path
+        else:
+            path, stream_path = cfg.completion_path, cfg.stream_completion_path
+        return stream_path if stream and stream_path else path
+
+    def chat_request(
+        self, messages: Sequence[BaseMessage], params: GenerationParams, *, stream: bool
+    ) -> WireRequest:
+        """Render the request template for a chat call."""
+        values = self._values(params, stream)
+        values["prompt"] = self._template.render(messages)
+        values["messages"] = messages_to_openai(messages)
+        return self._request(self._path(True, stream), values, params, stream)
+
+    def completion_request(
+        self, prompt: str, params: GenerationParams, *, stream: bool
+    ) -> WireRequest:
+        """Render the request template for a text-completion call."""
+        values = self._values(params, stream)
+        values["prompt"] = prompt
+        values["messages"] = [{"role": "user", "content": prompt}]
+        return self._request(self._path(False, stream), values, params, stream)
+
+    def error_message(self, body: Any) -> str | None:
+        """The server's message from an error answer, per the ``error`` section."""
+        if self._error is None:
+            return None
+        message = self._error.find(body)
+        return None if message is MISSING or message in (None, "") else str(message)
+
+    # ------------------------------------------------------------------ answers
+
+    def _get(self, selectors: dict[str, Selector], field: str, data: Any, *, required: bool) -> Any:
+        selector = selectors.get(field)
+        if selector is None:
+            return None
+        value = selector.find(data)
+        if value is MISSING:
+            if required:
+                raise ResponseError(
+                    f"custom wire format {self.name!r}: {selector.explain(data)}; "
+                    f"got: {_excerpt(data)}",
+                    body=data,
+                )
+            return None
+        return value
+
+    def _text(self, selectors: dict[str, Selector], field: str, data: Any, required: bool) -> str:
+        value = self._get(selectors, field, data, required=required)
+        if value is None:
+            if required:
+                raise ResponseError(
+                    f"custom wire format {self.name!r}: `{selectors[field].path}` is null; "
+                    f"got: {_excerpt(data)}",
+                    body=data,
+                )
+            return ""
+        if not isinstance(value, str):
+            raise ResponseError(
+                f"custom wire format {self.name!r}: `{selectors[field].path}` should be text, "
+                f"got {type(value).__name__}: {_excerpt(value)}",
+                body=data,
+            )
+        return value
+
+    def _int(self, selectors: dict[str, Selector], field: str, data: Any) -> int | None:
+        value = self._get(selectors, field, data, required=False)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ResponseError(
+                f"custom wire format {self.name!r}: `{selectors[field].path}` should be a "
+                f"token count, got {_excerpt(value)}",
+                body=data,
+            )
+        return int(value)
+
+    def _usage(self, selectors: dict[str, Selector], data: Any) -> TokenUsage | None:
+        inp = self._int(selectors, "input_tokens", data)
+        out = self._int(selectors, "output_tokens", data)
+        if inp is None and out is None:
+            return None
+        total = self._int(selectors, "total_tokens", data)
+        return TokenUsage(
+            inp or 0, out or 0, total if total is not None else (inp or 0) + (out or 0)
+        )
+
+    def _raise_declared_error(self, data: Any, stream: bool) -> None:
+        message = self.error_message(data)
+        if message is None:
+            return
+        text = f"custom wire format {self.name!r}: the server reported: {_excerpt(message)}"
+        if stream:
+            raise StreamError(text, body=data)
+        raise ResponseError(text, body=data)
+
+    def parse_response(self, body: Any, *, chat: bool) -> ParsedChunk:
+        """Pick text, finish reason, usage, id and model out of a whole answer."""
+        self._raise_declared_error(body, stream=False)
+        sel = self._response
+        return ParsedChunk(
+            text=self._text(sel, "text", body, required=True),
+            reasoning=self._text(sel, "reasoning", body, required=False),
+            finish_reason=_opt_str(self._get(sel, "finish_reason", body, required=False)),
+            usage=self._usage(sel, body),
+            model=_opt_str(self._get(sel, "model", body, required=False)),
+            id=_opt_str(self._get(sel, "id", body, required=False)),
+        )
+
+    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+        """Parse one stream event per the ``stream`` section."""
+        spec = self.config.stream
+        if spec is None:
+            raise ConfigurationError(f"custom wire format {self.name!r} declares no `stream`")
+        if spec.done_data is not None and event.data.strip() == spec.done_data:
+            return ParsedChunk(done=True)
+        if spec.framing == "text":
+            return ParsedChunk(text=event.data, cumulative=spec.cumulative)
+        if not event.data.strip():
+            return None
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            raise ResponseError(
+                f"custom wire format {self.name!r}: a stream event is not JSON: "
+                f"{_excerpt(event.data)}"
+            ) from None
+        self._raise_declared_error(data, stream=True)
+        sel = self._stream
+        done = bool(self._get(sel, "done", data, required=False))
+        finish = _opt_str(self._get(sel, "finish_reason", data, required=False))
+        final = done or finish is not None
+        text = self._text(sel, "text", data, required=not final)
+        return ParsedChunk(
+            text=text,
+            reasoning=self._text(sel, "reasoning", data, required=False),
+            finish_reason=finish,
+            usage=self._usage(sel, data),
+            done=done,
+            cumulative=spec.cumulative,
+        )
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+register_format("custom", lambda **options: CustomFormat(options))
