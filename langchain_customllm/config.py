@@ -119,7 +119,11 @@ def build_model(
     settings = _from_env(name, settings, cls)
     wire = settings.get("wire_format")
     if isinstance(wire, str) and formats and wire in formats:
-        settings["wire_format"] = formats[wire]
+        shared = formats[wire]
+        if isinstance(shared, Mapping) and shared.get("kind") == "custom":
+            # A shared custom format is named by its key, so errors say which one.
+            shared = {"name": wire, **shared}
+        settings["wire_format"] = shared
     try:
         return cls(**settings)
     except ValidationError as exc:
