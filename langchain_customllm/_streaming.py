@@ -12,7 +12,12 @@ from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._client import ProviderClient
 from langchain_customllm._exceptions import CustomLLMError
 from langchain_customllm._framing import SSEEvent
-from langchain_customllm.formats.base import WireFormat, WireRequest
+from langchain_customllm.formats.base import (
+    WireFormat,
+    WireRequest,
+    parse_event_safely,
+    parse_response_safely,
+)
 
 __all__ = ["aiter_pieces", "iter_pieces"]
 
@@ -28,7 +33,7 @@ class _StreamRun:
         self.chat = chat
 
     def step(self, event: SSEEvent) -> Piece | None:
-        parsed = self.fmt.parse_event(event, chat=self.chat)
+        parsed = parse_event_safely(self.fmt, event, chat=self.chat)
         if parsed is None:
             return None
         return self.assembler.feed(parsed)
@@ -51,7 +56,7 @@ def iter_pieces(
     if not fmt.supports_streaming:
         # The server cannot stream: one whole answer becomes the only (final) piece.
         body = client.send(request, fmt.error_message)
-        yield assembler.whole(fmt.parse_response(body, chat=chat))
+        yield assembler.whole(parse_response_safely(fmt, body, chat=chat))
         return
     run = _StreamRun(fmt, assembler, chat)
     events = client.stream(request, fmt.framing, fmt.error_message)
@@ -83,7 +88,7 @@ async def aiter_pieces(
     """Async twin of `iter_pieces`."""
     if not fmt.supports_streaming:
         body = await client.asend(request, fmt.error_message)
-        yield assembler.whole(fmt.parse_response(body, chat=chat))
+        yield assembler.whole(parse_response_safely(fmt, body, chat=chat))
         return
     run = _StreamRun(fmt, assembler, chat)
     events = client.astream(request, fmt.framing, fmt.error_message)

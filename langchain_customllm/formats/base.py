@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from langchain_core.messages import BaseMessage
 
-from langchain_customllm._exceptions import ConfigurationError
+from langchain_customllm._exceptions import ConfigurationError, CustomLLMError, ResponseError
 from langchain_customllm._framing import Framing, SSEEvent
 
 __all__ = [
@@ -29,6 +29,8 @@ __all__ = [
     "WireFormat",
     "WireRequest",
     "get_format",
+    "parse_event_safely",
+    "parse_response_safely",
     "register_format",
 ]
 
@@ -225,3 +227,39 @@ def get_format(spec: str | WireFormat | Mapping[str, Any]) -> WireFormat:
         raise ConfigurationError(
             f"wire_format {spec!r}: bad options {sorted(options)}: {exc}"
         ) from None
+
+
+def _excerpt(data: Any) -> str:
+    text = data if isinstance(data, str) else repr(data)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def parse_response_safely(fmt: WireFormat, body: Any, *, chat: bool) -> ParsedChunk:
+    """`WireFormat.parse_response`, with a user adapter's stray exception made typed.
+
+    A ``KeyError`` from a hand-written adapter becomes a `ResponseError` naming the format
+    and showing what arrived, instead of escaping bare.
+    """
+    try:
+        return fmt.parse_response(body, chat=chat)
+    except CustomLLMError:
+        raise
+    except Exception as exc:  # any adapter bug must surface as a typed error
+        raise ResponseError(
+            f"wire format {fmt.name!r} could not read the answer "
+            f"({type(exc).__name__}: {exc}); got: {_excerpt(body)}",
+            body=body,
+        ) from exc
+
+
+def parse_event_safely(fmt: WireFormat, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+    """`WireFormat.parse_event`, with a user adapter's stray exception made typed."""
+    try:
+        return fmt.parse_event(event, chat=chat)
+    except CustomLLMError:
+        raise
+    except Exception as exc:  # any adapter bug must surface as a typed error
+        raise ResponseError(
+            f"wire format {fmt.name!r} could not read a stream event "
+            f"({type(exc).__name__}: {exc}); got: {_excerpt(event.data)}",
+        ) from exc

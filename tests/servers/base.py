@@ -34,6 +34,17 @@ class Backend:
         result: dict[str, Any] = response.json()
         return result
 
+    def count_tokens(self, text: str) -> int:
+        """Prompt token count from llama-cpp-python's ``POST /extras/tokenize/count``.
+
+        llama.cpp sends no usage in streams, so emulators count prompt tokens this way and
+        generated tokens as streamed chunks (llama.cpp streams one token per chunk).
+        """
+        root = self.base_url.removesuffix("/v1")
+        response = self._http.post(root + "/extras/tokenize/count", json={"input": text})
+        response.raise_for_status()
+        return int(response.json()["count"])
+
     def stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Stream the same request; yields the decoded OpenAI chunks (no [DONE])."""
         path = "/chat/completions" if "messages" in body else "/completions"
