@@ -1,0 +1,43 @@
+"""langchain-tests' standard integration suite through a non-OpenAI wire format.
+
+The in-house torch-serve-style API (tests/servers/torchserve.py, answering with the real
+model via llama.cpp) configured as a `custom` wire format, as a user would in YAML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+
+from langchain_customllm import ChatCustomLLM
+from tests.integration_tests.conftest import MODEL
+from tests.servers import torchserve
+from tests.servers.base import Backend
+
+_URL: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def in_house_api(base_url: str) -> Iterator[str]:
+    with torchserve.serve(Backend(base_url, MODEL)) as server:
+        _URL["url"] = server.url
+        yield server.url
+
+
+class TestChatCustomLLMCustomFormat(ChatModelIntegrationTests):
+    @property
+    def chat_model_class(self) -> type[ChatCustomLLM]:
+        return ChatCustomLLM
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {
+            "model": MODEL,
+            "base_url": _URL["url"],
+            "wire_format": torchserve.TORCHSERVE_FORMAT,
+            "temperature": 0,
+            "seed": 7,
+        }
