@@ -257,7 +257,8 @@ _HINTS = {
     400: "check the request parameters",
     401: "check api_key (env CUSTOMLLM_API_KEY) and api_key_header/api_key_scheme",
     403: "the key is valid but not allowed to use this model or endpoint",
-    404: "check base_url (it should end at the API root, e.g. /v1) and the model name",
+    404: "check base_url (the /v1 root for OpenAI-compatible servers, the server root for "
+    "ollama and tgi) and the model name",
     408: "the server timed out reading the request",
     409: "the server reported a conflict",
     422: "check the request parameters",

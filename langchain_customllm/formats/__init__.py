@@ -14,6 +14,7 @@ from langchain_customllm.formats.base import (
     register_format,
 )
 from langchain_customllm.formats.custom import CustomFormat, CustomFormatConfig
+from langchain_customllm.formats.ollama import OllamaFormat
 from langchain_customllm.formats.openai import OpenAIFormat
 from langchain_customllm.formats.prompt import ChatTemplate
 
@@ -22,6 +23,7 @@ __all__ = [
     "CustomFormat",
     "CustomFormatConfig",
     "GenerationParams",
+    "OllamaFormat",
     "OpenAIFormat",
     "ParsedChunk",
     "TokenUsage",

@@ -8,6 +8,7 @@ llama.cpp server through `Backend`, so the answers are a real model's. Only ever
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -63,6 +64,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean
+
+    def handle(self) -> None:
+        # A client closing a keep-alive connection (or hanging up mid-answer, as a
+        # cancelled stream does) is not a server error worth a traceback.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().handle()
 
     @property
     def backend(self) -> Backend:

@@ -372,7 +372,7 @@ models:
   completer:
     type: llm
     model: smollm2
-    wire_format: {kind: openai}
+    wire_format: {kind: ollama}
 """,
         encoding="utf-8",
     )

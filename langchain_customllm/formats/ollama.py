@@ -1,0 +1,297 @@
+"""Ollama's native API: ``POST /api/chat`` and ``POST /api/generate``, streamed as NDJSON.
+
+Select it with ``wire_format="ollama"``; ``base_url`` is the server root
+(``http://host:11434``, no ``/v1``). Field names, the NDJSON stream shape and the error
+bodies follow Ollama's own source, ``api/types.go`` (``ChatRequest``, ``GenerateRequest``,
+``Message``, ``ToolCall``, ``ChatResponse``, ``GenerateResponse``, ``Metrics``, ``Options``)
+and ``server/routes.go`` (``ChatHandler``, ``GenerateHandler``, ``streamResponse``), and the
+docs at docs.ollama.com/api (``streaming``, ``errors``) and ``docs/api.md``.
+
+Sampling settings go under ``options`` (``max_tokens`` is Ollama's ``num_predict``). Vendor
+fields in ``extra_body`` (``format``, ``keep_alive``, ``think``, ``raw``, ``tools``) go to the
+top level of the body, except Ollama option names (``top_k``, ``num_ctx``, ...) and an
+``options`` mapping, which are merged into ``options``: Ollama ignores unknown top-level
+fields, so a top-level ``top_k`` would otherwise be dropped without a word.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ToolMessage,
+)
+
+from langchain_customllm._exceptions import (
+    ConfigurationError,
+    ResponseError,
+    StreamError,
+    error_detail,
+)
+from langchain_customllm._framing import SSEEvent
+from langchain_customllm.formats.base import (
+    GenerationParams,
+    ParsedChunk,
+    TokenUsage,
+    WireFormat,
+    WireRequest,
+    register_format,
+)
+from langchain_customllm.formats.prompt import message_role
+
+__all__ = ["OllamaFormat", "messages_to_ollama"]
+
+# The JSON names of api.Options and api.Runner (api/types.go), current and retired ones
+# (older servers still read them). Only these belong under "options".
+_OPTION_NAMES = frozenset(
+    {
+        "num_keep", "seed", "num_predict", "top_k", "top_p", "min_p", "typical_p",
+        "repeat_last_n", "temperature", "repeat_penalty", "presence_penalty",
+        "frequency_penalty", "stop", "num_ctx", "num_batch", "num_gpu", "main_gpu",
+        "use_mmap", "num_thread", "tfs_z", "mirostat", "mirostat_tau", "mirostat_eta",
+        "penalize_newline", "numa", "low_vram", "f16_kv", "logits_all", "vocab_only",
+        "use_mlock",
+    }
+)  # fmt: skip
+# api.Metrics: nanosecond durations, on the final ("done") object only.
+_DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
+# Content blocks Ollama has no field for; dropping them would lose the user's input.
+_UNSUPPORTED_MEDIA = frozenset({"audio", "input_audio", "file", "video"})
+_EXCERPT_CHARS = 200
+
+
+def _excerpt(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:_EXCERPT_CHARS]
+
+
+def _image_data(url: str) -> str:
+    # Ollama's Message.images is []ImageData ([]byte), which Go's JSON reads from base64
+    # strings only; the server never fetches URLs.
+    if url.startswith("data:") and ";base64," in url:
+        return url.split(";base64,", 1)[1]
+    raise ConfigurationError(
+        "wire_format 'ollama' sends images as base64 only (Ollama does not fetch URLs); "
+        f"pass the image as base64 data instead of {url[:80]!r}"
+    )
+
+
+def _content(content: str | list[Any]) -> tuple[str, list[str]]:
+    """Split LangChain content into Ollama's ``content`` text and ``images`` list."""
+    if isinstance(content, str):
+        return content, []
+    texts: list[str] = []
+    images: list[str] = []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind == "text":
+            texts.append(str(part.get("text", "")))
+        elif kind == "image_url":  # OpenAI style: {"image_url": {"url": "data:..."}}
+            ref = part.get("image_url")
+            images.append(_image_data(str(ref.get("url", "") if isinstance(ref, dict) else ref)))
+        elif kind == "image":  # LangChain standard blocks (v1 and the older source_type form)
+            if part.get("base64"):
+                images.append(str(part["base64"]))
+            elif part.get("source_type") == "base64" and part.get("data"):
+                images.append(str(part["data"]))
+            else:
+                images.append(_image_data(str(part.get("url", ""))))
+        elif kind in _UNSUPPORTED_MEDIA:
+            raise ConfigurationError(f"wire_format 'ollama' cannot send {kind!r} content")
+        # Anything else (v1 "reasoning" / "tool_call" blocks) travels in other fields.
+    # Separate parts stay separate lines, as langchain-ollama joins them.
+    return "\n".join(texts), images
+
+
+def messages_to_ollama(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """Convert LangChain messages to Ollama ``api.Message`` dicts (keys in its field order).
+
+    Assistant tool calls become ``tool_calls: [{"function": {"name", "arguments": {...}}}]``
+    with arguments as an object, not a JSON string (``api.ToolCallFunction``); tool results
+    become role ``tool`` with ``tool_name`` (looked up from the call when the message does
+    not name it) and ``tool_call_id``, so a tool conversation round-trips.
+    """
+    out: list[dict[str, Any]] = []
+    call_names: dict[str, str] = {}
+    for message in messages:
+        text, images = _content(message.content)
+        item: dict[str, Any] = {"role": message_role(message), "content": text}
+        if images:
+            item["images"] = images
+        if isinstance(message, AIMessage) and message.tool_calls:
+            calls = []
+            for call in message.tool_calls:
+                entry: dict[str, Any] = {}
+                if call.get("id"):
+                    entry["id"] = call["id"]
+                    call_names[str(call["id"])] = call["name"]
+                entry["function"] = {"name": call["name"], "arguments": call["args"]}
+                calls.append(entry)
+            item["tool_calls"] = calls
+        if isinstance(message, ToolMessage):
+            name = message.name or call_names.get(message.tool_call_id)
+            if name:
+                item["tool_name"] = name
+            item["tool_call_id"] = message.tool_call_id
+        out.append(item)
+    return out
+
+
+def _body(params: GenerationParams, stream: bool, key: str, value: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if params.temperature is not None:
+        options["temperature"] = params.temperature
+    if params.top_p is not None:
+        options["top_p"] = params.top_p
+    if params.seed is not None:
+        options["seed"] = params.seed
+    if params.max_tokens is not None:
+        options["num_predict"] = params.max_tokens
+    if params.stop:
+        options["stop"] = list(params.stop)
+    # "stream" is always sent: Ollama streams unless told {"stream": false} (api.ChatRequest).
+    body: dict[str, Any] = {"model": params.model, key: value, "stream": stream}
+    extra: dict[str, Any] = {}
+    for name, setting in params.extra_body.items():
+        if name == "options" and isinstance(setting, dict):
+            options.update(setting)
+        elif name in _OPTION_NAMES:
+            options[name] = setting
+        else:
+            extra[name] = setting
+    if options:
+        body["options"] = options
+    body.update(extra)
+    return body
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class OllamaFormat(WireFormat):
+    """Ollama's native ``/api/chat`` and ``/api/generate`` (NDJSON streams)."""
+
+    name = "ollama"
+    framing = "ndjson"
+
+    def chat_request(
+        self, messages: Sequence[BaseMessage], params: GenerationParams, *, stream: bool
+    ) -> WireRequest:
+        """Build a ``POST /api/chat`` request."""
+        body = _body(params, stream, "messages", messages_to_ollama(messages))
+        return WireRequest(path="/api/chat", body=body)
+
+    def completion_request(
+        self, prompt: str, params: GenerationParams, *, stream: bool
+    ) -> WireRequest:
+        """Build a ``POST /api/generate`` request (Ollama templates the prompt unless raw)."""
+        return WireRequest(path="/api/generate", body=_body(params, stream, "prompt", prompt))
+
+    def parse_response(self, body: Any, *, chat: bool) -> ParsedChunk:
+        """Parse a whole ``api.ChatResponse`` / ``api.GenerateResponse`` object.
+
+        Raises:
+            ResponseError: For a body that is not an object, an ``{"error": ...}`` body, or
+                an answer without ``message`` (chat) / ``response`` (generate).
+
+        """
+        if not isinstance(body, dict):
+            raise ResponseError(
+                "The server's answer is not what wire_format 'ollama' expects (a JSON "
+                f"object): {_excerpt(body)!r}",
+                body=body,
+            )
+        if "error" in body:
+            raise ResponseError(
+                f"The Ollama server returned an error: {error_detail(body)}", body=body
+            )
+        return self._parse(body, chat=chat, whole=True)
+
+    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+        """Parse one NDJSON line of a stream.
+
+        Raises:
+            StreamError: For an ``{"error": ...}`` line: Ollama reports failures after the
+                stream began this way, the HTTP status already being 200 (docs: api/errors).
+            ResponseError: For a line that is not a JSON object of the expected shape.
+
+        """
+        data = event.data.strip()
+        if not data:
+            return None
+        try:
+            obj = json.loads(data)
+        except ValueError as exc:
+            raise ResponseError(
+                f"wire_format 'ollama': the server sent a stream line that is not JSON: "
+                f"{data[:_EXCERPT_CHARS]!r}"
+            ) from exc
+        if not isinstance(obj, dict):
+            raise ResponseError(
+                "wire_format 'ollama': expected a JSON object per stream line, got: "
+                f"{data[:_EXCERPT_CHARS]!r}",
+                body=obj,
+            )
+        if "error" in obj:
+            raise StreamError(
+                f"The Ollama server reported an error mid-stream: {error_detail(obj)}",
+                body=obj,
+            )
+        return self._parse(obj, chat=chat, whole=False)
+
+    @staticmethod
+    def _parse(obj: dict[str, Any], *, chat: bool, whole: bool) -> ParsedChunk:
+        done = obj.get("done") is True
+        # Very old servers (docs/api.md, 2023) end a chat stream with a "done" object that
+        # has no "message"; anywhere else its absence means this is not an Ollama answer.
+        field = "message" if chat else "response"
+        if field not in obj and (whole or not done):
+            raise ResponseError(
+                f"wire_format 'ollama': the server's answer has no `{field}`: {_excerpt(obj)!r}",
+                body=obj,
+            )
+        if chat:
+            message = obj.get(field)
+            if field in obj and not isinstance(message, dict):
+                raise ResponseError(
+                    f"wire_format 'ollama': `message` is not an object: {_excerpt(obj)!r}",
+                    body=obj,
+                )
+            message = message or {}
+            text, reasoning = _text(message.get("content")), _text(message.get("thinking"))
+        else:
+            text, reasoning = _text(obj.get("response")), _text(obj.get("thinking"))
+        reason = obj.get("done_reason")  # "stop", "length", "load", "unload" (routes.go)
+        parsed = ParsedChunk(
+            text=text,
+            reasoning=reasoning,
+            finish_reason=reason if isinstance(reason, str) and reason else None,
+            model=obj.get("model") if isinstance(obj.get("model"), str) else None,
+            done=done,
+        )
+        # api.Metrics fields are `omitempty`: a count of 0 is absent, not missing usage.
+        prompt, output = _int(obj.get("prompt_eval_count")), _int(obj.get("eval_count"))
+        if prompt is not None or output is not None:
+            parsed.usage = TokenUsage(prompt or 0, output or 0, (prompt or 0) + (output or 0))
+        for key in _DURATIONS:
+            value = _int(obj.get(key))
+            if value is not None:
+                parsed.metadata[key] = value
+        return parsed
+
+
+register_format("ollama", OllamaFormat)
