@@ -225,9 +225,10 @@ class CustomLLMFields(BaseModel):
             extra[key] = value
         stops = self._resolve_stop(stop)
         include = bool(kwargs.get("include_stop_sequence", self.include_stop_sequence))
-        # Servers cut the stop sequence away (llama.cpp, vLLM), so it could not be put back:
-        # to keep it, stops are enforced on our side only.
-        send_stop = self._wire().sends_stop_to_server and not include
+        # Most servers cut the stop sequence away (llama.cpp, vLLM), so it could not be put
+        # back: to keep it, stops are enforced on our side only, unless the server keeps it.
+        wire = self._wire()
+        send_stop = wire.sends_stop_to_server and (not include or wire.keeps_stop_text)
         params = GenerationParams(
             model=kwargs.get("model", self.model),
             temperature=kwargs.get("temperature", self.temperature),

@@ -17,6 +17,7 @@ from langchain_customllm.formats.custom import CustomFormat, CustomFormatConfig
 from langchain_customllm.formats.ollama import OllamaFormat
 from langchain_customllm.formats.openai import OpenAIFormat
 from langchain_customllm.formats.prompt import ChatTemplate
+from langchain_customllm.formats.tgi import TGIFormat
 
 __all__ = [
     "ChatTemplate",
@@ -26,6 +27,7 @@ __all__ = [
     "OllamaFormat",
     "OpenAIFormat",
     "ParsedChunk",
+    "TGIFormat",
     "TokenUsage",
     "WireFormat",
     "WireRequest",

@@ -128,6 +128,8 @@ class WireFormat(ABC):
             client-side either way).
         supports_streaming: Whether the server can stream answers.
         reports_usage: Whether answers carry token counts.
+        keeps_stop_text: Whether the server returns the stop sequence inside the text (TGI);
+            then stops are sent even with ``include_stop_sequence``.
     """
 
     name: ClassVar[str]
@@ -135,6 +137,7 @@ class WireFormat(ABC):
     sends_stop_to_server: ClassVar[bool] = True
     supports_streaming: ClassVar[bool] = True
     reports_usage: ClassVar[bool] = True
+    keeps_stop_text: ClassVar[bool] = False
 
     @abstractmethod
     def chat_request(

@@ -50,3 +50,9 @@ def base_url() -> Iterator[str]:
             os.environ["CUSTOMLLM_BASE_URL"] = previous
         if handle is not None:
             handle.stop()
+
+
+@pytest.fixture(params=["sync", "async"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Run a test on both twins: invoke/stream and ainvoke/astream."""
+    return str(request.param)

@@ -415,7 +415,8 @@ class OllamaHandler(Handler):
             for chunk in events:
                 choice = (chunk.get("choices") or [{}])[0]
                 finish = choice.get("finish_reason") or finish
-                piece = (choice.get("delta") or {}).get("content") if chat else None
+                as_chat = "messages" in body  # non-raw generate is a chat request too
+                piece = (choice.get("delta") or {}).get("content") if as_chat else None
                 piece = piece if piece is not None else choice.get("text")
                 if piece is None or (finish and not piece):
                     continue  # the role chunk, or the closing chunk
