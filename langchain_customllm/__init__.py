@@ -22,6 +22,7 @@ from langchain_customllm._exceptions import (
     RequestTimeoutError,
     ResponseError,
     StreamError,
+    StreamTimeoutError,
 )
 from langchain_customllm.chat_models import ChatCustomLLM
 from langchain_customllm.config import load_models
@@ -57,6 +58,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseError",
     "StreamError",
+    "StreamTimeoutError",
     "WireFormat",
     "__version__",
     "get_format",

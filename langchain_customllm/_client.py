@@ -15,8 +15,10 @@ twins that differ only by ``await``: `send` / `asend` and `stream` / `astream`.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+import ssl
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
@@ -33,7 +35,10 @@ from tenacity import (
 )
 
 from langchain_customllm._exceptions import (
+    ConfigurationError,
+    CustomLLMError,
     ResponseError,
+    StreamTimeoutError,
     error_from_httpx,
     error_from_response,
 )
@@ -50,6 +55,69 @@ Describe = Callable[[Any], str | None] | None
 
 _LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 _USER_AGENT = "langchain-customllm/0.1"
+
+
+def _ssl_context(verify: bool | str, cert: str | tuple[str, str] | None) -> ssl.SSLContext | bool:
+    """TLS settings for our clients: system CAs by default, a CA bundle, and mTLS."""
+    if verify is False:
+        if cert is not None:
+            raise ConfigurationError("cert (mTLS) needs TLS verification: leave verify on")
+        return False
+    if verify is True and cert is None:
+        return True
+    try:
+        context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+        if cert is not None:
+            certfile, keyfile = (cert, None) if isinstance(cert, str) else cert
+            context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"Cannot load the TLS files (verify/cert): {exc}") from None
+    return context
+
+
+def _is_cleartext_remote(base_url: str) -> bool:
+    url = httpx.URL(base_url)
+    if url.scheme != "http":
+        return False
+    host = url.host
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a host name other than localhost
+
+
+def _scrub(value: Any, secret: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(secret, "**********")
+    if isinstance(value, dict):
+        return {k: _scrub(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secret) for v in value]
+    return value
+
+
+class _IdleWatch:
+    """Raises when bytes keep coming but no event completes (a trickle or keep-alives)."""
+
+    __slots__ = ("_last", "_limit")
+
+    def __init__(self, limit: float | None) -> None:
+        self._limit = limit
+        self._last = time.monotonic()
+
+    def check(self, got_event: bool) -> None:
+        if self._limit is None:
+            return
+        now = time.monotonic()
+        if got_event:
+            self._last = now
+        elif now - self._last > self._limit:
+            raise StreamTimeoutError(
+                f"No complete stream event for {self._limit} s (stream_chunk_timeout) although "
+                "bytes keep arriving -- the text received so far is in `partial_text`"
+            )
 
 
 def _can_retry(exc: BaseException) -> bool:
@@ -71,6 +139,10 @@ class ProviderClient:
         max_retries: Retries after the first attempt.
         http_client: A user-provided sync client (not closed by us).
         http_async_client: A user-provided async client (not closed by us).
+        stream_chunk_timeout: Seconds a stream may go without an event before
+            `StreamTimeoutError`; None leaves only ``timeout``'s per-read limit.
+        verify: TLS verification: True (system CAs), False, or a CA bundle path.
+        cert: A client certificate for mTLS: a PEM path (key included) or (cert, key).
 
     """
 
@@ -86,8 +158,19 @@ class ProviderClient:
         max_retries: int = 2,
         http_client: httpx.Client | None = None,
         http_async_client: httpx.AsyncClient | None = None,
+        stream_chunk_timeout: float | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.stream_chunk_timeout = stream_chunk_timeout
+        self._ssl: ssl.SSLContext | bool = _ssl_context(verify, cert)
+        self._secret = api_key.get_secret_value() if api_key is not None else ""
+        if self._secret and _is_cleartext_remote(self.base_url):
+            logger.warning(
+                "The API key is sent in clear text over http:// to %s; use https://",
+                httpx.URL(self.base_url).host,
+            )
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.max_retries = max_retries
         self._headers = self._build_headers(
@@ -128,6 +211,16 @@ class ProviderClient:
                 headers[header] = f"{scheme} {secret}" if scheme else secret
         return headers
 
+    def redact(self, error: CustomLLMError) -> CustomLLMError:
+        """Remove the key from an error, in case the server echoed our request back."""
+        if self._secret:
+            error.message = error.message.replace(self._secret, "**********")
+            error.args = (error.message,)
+            error.body = _scrub(error.body, self._secret)
+            if error.partial_text:
+                error.partial_text = error.partial_text.replace(self._secret, "**********")
+        return error
+
     def _url(self, request: WireRequest) -> str:
         return f"{self.base_url}{request.path}"
 
@@ -146,10 +239,11 @@ class ProviderClient:
             ) from exc
         return headers, content
 
-    @staticmethod
-    def _check(response: httpx.Response, content: bytes, describe: Describe) -> None:
+    def _check(self, response: httpx.Response, content: bytes, describe: Describe) -> None:
         if response.status_code >= 400:
-            raise error_from_response(response.status_code, response.headers, content, describe)
+            raise self.redact(
+                error_from_response(response.status_code, response.headers, content, describe)
+            )
 
     @staticmethod
     def _decode_json(content: bytes, url: str) -> Any:
@@ -194,13 +288,34 @@ class ProviderClient:
             reraise=True,
         )
 
+    def _arm_chunk_timeout(self, response: httpx.Response) -> None:
+        # The headers are in: from here on, each read of the body may wait at most
+        # stream_chunk_timeout. httpcore reads the request's timeout extension when the body
+        # is first read, so changing it now bounds the body only, not the time to the first
+        # byte (a long prefill is not a stalled stream).
+        if self.stream_chunk_timeout is None:
+            return
+        timeouts = response.request.extensions.get("timeout")
+        if isinstance(timeouts, dict):
+            timeouts["read"] = self.stream_chunk_timeout
+
+    def _stream_error(self, exc: httpx.HTTPError, url: str) -> CustomLLMError:
+        if isinstance(exc, httpx.ReadTimeout):
+            limit = self.stream_chunk_timeout or self.timeout.read
+            return StreamTimeoutError(
+                f"The server at {url} stopped sending mid-stream (nothing for {limit} s) -- "
+                "the text received so far is in `partial_text`; raise stream_chunk_timeout "
+                "if the server is just slow"
+            )
+        return error_from_httpx(exc, url)
+
     # ----------------------------------------------------------------- clients
 
     def _client(self) -> httpx.Client:
         if self._user_client is not None:
             return self._user_client
         if self._sync_client is None:
-            self._sync_client = httpx.Client(timeout=self.timeout, limits=_LIMITS)
+            self._sync_client = httpx.Client(timeout=self.timeout, limits=_LIMITS, verify=self._ssl)
         return self._sync_client
 
     def _aclient(self) -> httpx.AsyncClient:
@@ -209,7 +324,7 @@ class ProviderClient:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
-            client = httpx.AsyncClient(timeout=self.timeout, limits=_LIMITS)
+            client = httpx.AsyncClient(timeout=self.timeout, limits=_LIMITS, verify=self._ssl)
             self._async_clients[loop] = client
         return client
 
@@ -235,7 +350,7 @@ class ProviderClient:
             with attempt:
                 try:
                     response = self._client().request(
-                        request.method, url, headers=headers, content=content
+                        request.method, url, headers=headers, content=content, timeout=self.timeout
                     )
                 except httpx.HTTPError as exc:
                     raise error_from_httpx(exc, url) from exc
@@ -250,7 +365,7 @@ class ProviderClient:
             with attempt:
                 try:
                     response = await self._aclient().request(
-                        request.method, url, headers=headers, content=content
+                        request.method, url, headers=headers, content=content, timeout=self.timeout
                     )
                 except httpx.HTTPError as exc:
                     raise error_from_httpx(exc, url) from exc
@@ -274,7 +389,13 @@ class ProviderClient:
             with attempt:
                 try:
                     response = client.send(
-                        client.build_request(request.method, url, headers=headers, content=content),
+                        client.build_request(
+                            request.method,
+                            url,
+                            headers=headers,
+                            content=content,
+                            timeout=self.timeout,
+                        ),
                         stream=True,
                     )
                 except httpx.HTTPError as exc:
@@ -288,13 +409,17 @@ class ProviderClient:
                         response.close()
                     self._check(response, body, describe)
         assert response is not None
+        self._arm_chunk_timeout(response)
         decoder = make_decoder(framing)
+        watch = _IdleWatch(self.stream_chunk_timeout)
         try:
             for raw in response.iter_bytes():
-                yield from decoder.feed(raw)
+                events = decoder.feed(raw)
+                watch.check(bool(events))
+                yield from events
             yield from decoder.flush()
         except httpx.HTTPError as exc:
-            raise error_from_httpx(exc, url) from exc
+            raise self._stream_error(exc, url) from exc
         finally:
             response.close()
 
@@ -310,7 +435,13 @@ class ProviderClient:
             with attempt:
                 try:
                     response = await client.send(
-                        client.build_request(request.method, url, headers=headers, content=content),
+                        client.build_request(
+                            request.method,
+                            url,
+                            headers=headers,
+                            content=content,
+                            timeout=self.timeout,
+                        ),
                         stream=True,
                     )
                 except httpx.HTTPError as exc:
@@ -324,14 +455,18 @@ class ProviderClient:
                         await response.aclose()
                     self._check(response, body, describe)
         assert response is not None
+        self._arm_chunk_timeout(response)
         decoder = make_decoder(framing)
+        watch = _IdleWatch(self.stream_chunk_timeout)
         try:
             async for raw in response.aiter_bytes():
-                for event in decoder.feed(raw):
+                events = decoder.feed(raw)
+                watch.check(bool(events))
+                for event in events:
                     yield event
             for event in decoder.flush():
                 yield event
         except httpx.HTTPError as exc:
-            raise error_from_httpx(exc, url) from exc
+            raise self._stream_error(exc, url) from exc
         finally:
             await response.aclose()

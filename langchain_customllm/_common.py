@@ -119,6 +119,18 @@ class CustomLLMFields(BaseModel):
     streaming: bool = False
     """Use the streaming endpoint even for ``invoke`` (tokens reach callbacks as they come)."""
 
+    stream_chunk_timeout: float | None = Field(default=None, gt=0)
+    """Seconds a stream may go without a new event before `StreamTimeoutError` (carrying
+    the text so far) is raised, instead of waiting on a server that stopped mid-answer.
+    It bounds the stream's body only, not the wait for the first byte; None: only
+    ``timeout`` applies to each read."""
+
+    verify: bool | str = True
+    """TLS verification: True (system CAs), False (not recommended), or a CA bundle path."""
+
+    cert: str | tuple[str, str] | None = None
+    """Client certificate for mTLS: a PEM file with the key, or ``(cert_file, key_file)``."""
+
     http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
     """Your own ``httpx.Client`` (proxies, TLS, transports); not closed by us."""
 
@@ -200,6 +212,9 @@ class CustomLLMFields(BaseModel):
                 max_retries=self.max_retries,
                 http_client=self.http_client,
                 http_async_client=self.http_async_client,
+                stream_chunk_timeout=self.stream_chunk_timeout,
+                verify=self.verify,
+                cert=self.cert,
             )
         return self._provider_client
 

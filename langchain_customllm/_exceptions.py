@@ -8,6 +8,7 @@ a matching model error class, ours inherits from it too, so code that catches
     ├── ConfigurationError (ValueError)  bad settings, caught before any request is sent
     ├── APIConnectionError (ModelConnectionError)   server unreachable / connection broke
     │   └── APITimeoutError (ModelTimeoutError)     connect, read, write or pool timeout
+    │       └── StreamTimeoutError                  a stream went quiet mid-answer
     ├── APIStatusError                           the server answered with HTTP status >= 400
     │   ├── BadRequestError (ModelInvalidRequestError)         400, 422
     │   │   └── ContextLengthExceededError (ContextOverflowError)  prompt too long for the model
@@ -67,6 +68,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseError",
     "StreamError",
+    "StreamTimeoutError",
     "error_from_httpx",
     "error_from_response",
 ]
@@ -125,6 +127,10 @@ class APIConnectionError(CustomLLMError, ModelConnectionError):
 
 class APITimeoutError(APIConnectionError, ModelTimeoutError):
     """The request (connect, read, write or pool wait) exceeded its timeout."""
+
+
+class StreamTimeoutError(APITimeoutError):
+    """A stream stopped sending mid-answer for longer than ``stream_chunk_timeout``."""
 
 
 class APIStatusError(CustomLLMError):

@@ -19,7 +19,7 @@ from langchain_customllm.formats.base import (
     parse_response_safely,
 )
 
-__all__ = ["aiter_pieces", "iter_pieces"]
+__all__ = ["acomplete", "aiter_pieces", "complete", "iter_pieces"]
 
 
 class _StreamRun:
@@ -44,6 +44,38 @@ class _StreamRun:
             error.partial_text = self.assembler.text_so_far
 
 
+def complete(
+    client: ProviderClient,
+    request: WireRequest,
+    fmt: WireFormat,
+    assembler: Assembler,
+    *,
+    chat: bool,
+) -> Piece:
+    """Send one request and turn the whole answer into the final piece."""
+    try:
+        body = client.send(request, fmt.error_message)
+        return assembler.whole(parse_response_safely(fmt, body, chat=chat))
+    except CustomLLMError as error:
+        raise client.redact(error) from error.__cause__
+
+
+async def acomplete(
+    client: ProviderClient,
+    request: WireRequest,
+    fmt: WireFormat,
+    assembler: Assembler,
+    *,
+    chat: bool,
+) -> Piece:
+    """Async twin of `complete`."""
+    try:
+        body = await client.asend(request, fmt.error_message)
+        return assembler.whole(parse_response_safely(fmt, body, chat=chat))
+    except CustomLLMError as error:
+        raise client.redact(error) from error.__cause__
+
+
 def iter_pieces(
     client: ProviderClient,
     request: WireRequest,
@@ -55,8 +87,7 @@ def iter_pieces(
     """Stream one answer: pieces to emit, then the final piece."""
     if not fmt.supports_streaming:
         # The server cannot stream: one whole answer becomes the only (final) piece.
-        body = client.send(request, fmt.error_message)
-        yield assembler.whole(parse_response_safely(fmt, body, chat=chat))
+        yield complete(client, request, fmt, assembler, chat=chat)
         return
     run = _StreamRun(fmt, assembler, chat)
     events = client.stream(request, fmt.framing, fmt.error_message)
@@ -70,7 +101,7 @@ def iter_pieces(
         yield assembler.finish()
     except CustomLLMError as error:
         run.attach_partial(error)
-        raise
+        raise client.redact(error) from error.__cause__
     finally:
         # Closing the event generator closes the HTTP response and frees the connection,
         # also when the caller stops early or a stop sequence ended the answer.
@@ -87,8 +118,7 @@ async def aiter_pieces(
 ) -> AsyncIterator[Piece]:
     """Async twin of `iter_pieces`."""
     if not fmt.supports_streaming:
-        body = await client.asend(request, fmt.error_message)
-        yield assembler.whole(parse_response_safely(fmt, body, chat=chat))
+        yield await acomplete(client, request, fmt, assembler, chat=chat)
         return
     run = _StreamRun(fmt, assembler, chat)
     events = client.astream(request, fmt.framing, fmt.error_message)
@@ -102,6 +132,6 @@ async def aiter_pieces(
         yield assembler.finish()
     except CustomLLMError as error:
         run.attach_partial(error)
-        raise
+        raise client.redact(error) from error.__cause__
     finally:
         await events.aclose()

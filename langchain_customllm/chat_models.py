@@ -21,8 +21,8 @@ from pydantic import ConfigDict
 from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._common import CustomLLMFields
 from langchain_customllm._convert import piece_to_chat_chunk, piece_to_message, token_usage_dict
-from langchain_customllm._streaming import aiter_pieces, iter_pieces
-from langchain_customllm.formats.base import WireRequest, parse_response_safely
+from langchain_customllm._streaming import acomplete, aiter_pieces, complete, iter_pieces
+from langchain_customllm.formats.base import WireRequest
 
 __all__ = ["ChatCustomLLM"]
 
@@ -116,8 +116,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
         request, assembler = self._prepare(messages, stop, kwargs, stream=False)
-        body = self._client().send(request, self._wire().error_message)
-        return self._result(assembler.whole(parse_response_safely(self._wire(), body, chat=True)))
+        return self._result(complete(self._client(), request, self._wire(), assembler, chat=True))
 
     async def _agenerate(
         self,
@@ -129,8 +128,9 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         if self.streaming:
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
         request, assembler = self._prepare(messages, stop, kwargs, stream=False)
-        body = await self._client().asend(request, self._wire().error_message)
-        return self._result(assembler.whole(parse_response_safely(self._wire(), body, chat=True)))
+        return self._result(
+            await acomplete(self._client(), request, self._wire(), assembler, chat=True)
+        )
 
     def _stream(
         self,

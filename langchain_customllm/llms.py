@@ -17,8 +17,8 @@ from pydantic import ConfigDict
 from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._common import CustomLLMFields
 from langchain_customllm._convert import piece_to_generation_chunk
-from langchain_customllm._streaming import aiter_pieces, iter_pieces
-from langchain_customllm.formats.base import WireRequest, parse_response_safely
+from langchain_customllm._streaming import acomplete, aiter_pieces, complete, iter_pieces
+from langchain_customllm.formats.base import WireRequest
 
 __all__ = ["CustomLLM"]
 
@@ -96,15 +96,13 @@ class CustomLLM(CustomLLMFields, LLM):
 
     def _complete(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Piece:
         request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
-        body = self._client().send(request, self._wire().error_message)
-        return assembler.whole(parse_response_safely(self._wire(), body, chat=False))
+        return complete(self._client(), request, self._wire(), assembler, chat=False)
 
     async def _acomplete(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
     ) -> Piece:
         request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
-        body = await self._client().asend(request, self._wire().error_message)
-        return assembler.whole(parse_response_safely(self._wire(), body, chat=False))
+        return await acomplete(self._client(), request, self._wire(), assembler, chat=False)
 
     # ------------------------------------------------------------------ I/O shells
 

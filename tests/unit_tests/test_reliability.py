@@ -1,0 +1,126 @@
+"""Stream idle timeouts, TLS settings, clear-text warnings and key redaction."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from langchain_customllm import (
+    APITimeoutError,
+    AuthenticationError,
+    ChatCustomLLM,
+    StreamError,
+    StreamTimeoutError,
+)
+from langchain_customllm import _client as client_module
+from tests.unit_tests.fakes import KEY, FakeServer, chat_chunks, run_stream, sse
+
+
+def test_read_timeout_mid_stream_is_a_stream_timeout(server: FakeServer, mode: str) -> None:
+    server.stream(
+        sse(*chat_chunks(["Once", " upon"], finish=None), done=False),
+        raise_after=httpx.ReadTimeout("read timed out"),
+    )
+    with pytest.raises(StreamTimeoutError, match="stopped sending mid-stream") as info:
+        run_stream(server.chat(stream_chunk_timeout=2.0), "q", mode)
+    assert isinstance(info.value, APITimeoutError)  # and so a ModelTimeoutError
+    assert info.value.partial_text == "Once upon"
+    assert len(server.requests) == 1  # output had begun: never retried
+
+
+def test_trickle_without_events_hits_the_chunk_timeout(
+    server: FakeServer, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bytes keep coming (SSE keep-alive comments) but no event completes: a clock that
+    # advances 1 s per read stands in for a slow trickle, with no real waiting.
+    clock = iter(range(1000))
+    monkeypatch.setattr(client_module.time, "monotonic", lambda: float(next(clock)))
+    first = sse(*chat_chunks(["Hi"], finish=None), done=False)
+    server.stream([first] + [b": keep-alive\n\n"] * 10)
+    with pytest.raises(StreamTimeoutError, match=r"No complete stream event for 2\.5 s") as info:
+        run_stream(server.chat(stream_chunk_timeout=2.5), "q", mode)
+    assert info.value.partial_text == "Hi"
+
+
+def test_chunk_timeout_arms_the_body_read_timeout(server: FakeServer) -> None:
+    seen: list[dict[str, float]] = []
+    live: list[dict[str, float]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.extensions["timeout"]))  # as sent
+        live.append(request.extensions["timeout"])  # as the body is then read
+        return httpx.Response(200, content=sse(*chat_chunks(["ok"])))
+
+    server.add(answer)
+    chunks = list(server.chat(stream_chunk_timeout=1.5, timeout=30).stream("q"))
+    assert "".join(c.content for c in chunks) == "ok"
+    # Our timeout applies even on a user-provided client; the wait for the headers keeps
+    # it, and once they are in, each body read may wait stream_chunk_timeout.
+    assert seen[0] == {"connect": 30, "read": 30, "write": 30, "pool": 30}
+    assert live[0]["read"] == 1.5
+
+
+def test_key_echoed_by_the_server_is_redacted(server: FakeServer, mode: str) -> None:
+    # A gateway that echoes the request, headers included, in its error body.
+    server.json(
+        {"error": {"message": f"bad key: Authorization: Bearer {KEY}", "echo": [KEY]}},
+        status=401,
+    )
+    with pytest.raises(AuthenticationError) as info:
+        run_stream(server.chat(), "q", mode) if mode == "async" else server.chat().invoke("q")
+    err = info.value
+    for text in (str(err), repr(err), err.message, repr(err.body), repr(err.args)):
+        assert KEY not in text
+    assert "**********" in err.message
+
+
+def test_key_echoed_in_a_stream_error_event_is_redacted(server: FakeServer, mode: str) -> None:
+    body = sse(*chat_chunks(["a"], finish=None), {"error": {"message": f"echo {KEY}"}}, done=False)
+    server.stream(body)
+    with pytest.raises(StreamError) as info:
+        run_stream(server.chat(), "q", mode)
+    assert KEY not in str(info.value)
+    assert KEY not in repr(info.value.body)
+
+
+def test_cleartext_key_to_a_remote_host_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="langchain_customllm")
+    ChatCustomLLM(model="m", base_url="http://gpu-box.internal:8000/v1", api_key=KEY)._client()
+    ChatCustomLLM(model="m", base_url="http://127.0.0.1:8000/v1", api_key=KEY)._client()
+    ChatCustomLLM(model="m", base_url="http://localhost:8000/v1", api_key=KEY)._client()
+    ChatCustomLLM(model="m", base_url="https://gpu-box.internal/v1", api_key=KEY)._client()
+    ChatCustomLLM(model="m", base_url="http://gpu-box.internal:8000/v1", api_key=None)._client()
+    warnings = [r for r in caplog.records if "clear text" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "gpu-box.internal" in warnings[0].getMessage()
+    assert KEY not in caplog.text
+
+
+def test_tls_verification_is_on_by_default() -> None:
+    client = ChatCustomLLM(model="m", base_url="https://x.test/v1")._client()
+    assert client._ssl is True
+
+
+def test_tls_off_and_bad_files() -> None:
+    assert ChatCustomLLM(model="m", verify=False)._client()._ssl is False
+    with pytest.raises(ValueError, match="Cannot load the TLS files"):
+        ChatCustomLLM(model="m", verify="/nonexistent/ca.pem")._client()
+    with pytest.raises(ValueError, match="needs TLS verification"):
+        ChatCustomLLM(model="m", verify=False, cert="/x.pem")._client()
+
+
+def test_ca_bundle_and_client_cert(tmp_path: pytest.TempPathFactory) -> None:
+    trustme = pytest.importorskip("trustme", reason="trustme generates throwaway certificates")
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"  # type: ignore[operator]
+    ca.cert_pem.write_to_path(str(bundle))
+    leaf = ca.issue_cert("client.test")
+    pem = tmp_path / "client.pem"  # type: ignore[operator]
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    client = ChatCustomLLM(model="m", verify=str(bundle), cert=str(pem))._client()
+    context = client._ssl
+    assert not isinstance(context, bool)
+    assert context.verify_mode.name == "CERT_REQUIRED"
+    assert len(context.get_ca_certs()) == 1
