@@ -154,7 +154,7 @@ class OpenAIFormat(WireFormat):
             )
         choice = choices[0]
         parsed = self._base(body)
-        parsed.finish_reason = choice.get("finish_reason")
+        parsed.finish_reason = _opt_str(choice.get("finish_reason"))
         for key in _CHOICE_META_KEYS:
             if choice.get(key) is not None:
                 parsed.metadata[key] = choice[key]
@@ -200,14 +200,18 @@ class OpenAIFormat(WireFormat):
             )
         parsed = self._base(obj)
         choices = obj.get("choices") or []
+        if not isinstance(choices, list):
+            raise ResponseError(f"Stream event `choices` is not a list: {data[:300]!r}")
         if choices and isinstance(choices[0], dict):
             choice = choices[0]
-            parsed.finish_reason = choice.get("finish_reason")
+            parsed.finish_reason = _opt_str(choice.get("finish_reason"))
             for key in _CHOICE_META_KEYS:
                 if choice.get(key) is not None:
                     parsed.metadata[key] = choice[key]
             if chat:
                 delta = choice.get("delta") or {}
+                if not isinstance(delta, dict):
+                    raise ResponseError(f"Stream event `delta` is not an object: {data[:300]!r}")
                 parsed.text = _as_text(delta.get("content"))
                 parsed.reasoning = _as_text(
                     delta.get("reasoning_content") or delta.get("reasoning")
@@ -219,14 +223,18 @@ class OpenAIFormat(WireFormat):
     @staticmethod
     def _base(obj: dict[str, Any]) -> ParsedChunk:
         parsed = ParsedChunk(
-            model=obj.get("model"),
-            id=obj.get("id"),
+            model=_opt_str(obj.get("model")),
+            id=_opt_str(obj.get("id")),
             usage=parse_openai_usage(obj.get("usage")),
         )
         for key in _META_KEYS:
             if obj.get(key) is not None:
                 parsed.metadata[key] = obj[key]
         return parsed
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _as_text(value: Any) -> str:
