@@ -13,12 +13,25 @@ import time
 from langchain_core.messages import AIMessageChunk
 from langchain_core.prompts import ChatPromptTemplate
 
-from langchain_customllm import ChatCustomLLM, CustomLLM, CustomLLMError
+from langchain_customllm import ChatCustomLLM, CustomLLM, CustomLLMError, Pricing, track_usage
+
+# Illustrative prices (USD per million tokens), not real ones: SmolLM2 on your own machine
+# costs electricity, not tokens. Put your model's price here, or a table file (docs/cost.md).
+PRICING = Pricing(input=0.02, output=0.04)
 
 
 def main() -> int:
+    # Every call below is counted, whatever the model; printed as a table at the end.
+    with track_usage() as usage:
+        status = demo()
+    print("\nUsage and cost of this demo (illustrative prices):")
+    print(usage)
+    return status
+
+
+def demo() -> int:
     model = os.environ.get("CUSTOMLLM_MODEL", "smollm2")
-    llm = ChatCustomLLM(model=model, temperature=0, max_tokens=64)
+    llm = ChatCustomLLM(model=model, temperature=0, max_tokens=64, pricing=PRICING)
     print(f"Server: {llm.base_url}  model: {model}\n")
 
     chain = ChatPromptTemplate.from_messages([("system", "Be brief."), ("human", "{q}")]) | llm
@@ -49,7 +62,7 @@ def main() -> int:
     reason = cut.response_metadata["finish_reason"]
     print(f"\nstop=['Paris'] -> {cut.content!r} (finish_reason={reason})")
 
-    text = CustomLLM(model=model, temperature=0, max_tokens=12)
+    text = CustomLLM(model=model, temperature=0, max_tokens=12, pricing=PRICING)
     prompt = "The three primary colors are"
     print(f"\nText completion: {prompt!r} ->", end="", flush=True)
     for piece in text.stream(prompt):

@@ -34,6 +34,8 @@ from langchain_customllm.formats import (
     register_format,
 )
 from langchain_customllm.llms import CustomLLM
+from langchain_customllm.pricing import Cost, Pricing, PricingTable, cost_for
+from langchain_customllm.usage import ModelUsage, UsageTracker, track_usage
 
 __version__ = "0.1.0"
 
@@ -48,20 +50,27 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ContextLengthExceededError",
+    "Cost",
     "CustomFormat",
     "CustomLLM",
     "CustomLLMError",
     "InternalServerError",
+    "ModelUsage",
     "NotFoundError",
     "PermissionDeniedError",
+    "Pricing",
+    "PricingTable",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseError",
     "StreamError",
     "StreamTimeoutError",
+    "UsageTracker",
     "WireFormat",
     "__version__",
+    "cost_for",
     "get_format",
     "load_models",
     "register_format",
+    "track_usage",
 ]

@@ -7,9 +7,9 @@ Both models (chat and text) and both paths (sync and async) run their answers th
 - a stream: ``feed(parsed)`` per event -> zero or one `Piece` to emit now, then
   ``finish()`` -> the final `Piece`.
 
-Usage and response metadata travel on the final piece only: langchain-core merges streamed
-chunks by adding numbers and concatenating strings, so metadata on several chunks would be
-doubled (and float costs crash the merge, langchain issue 36015).
+Usage, cost and response metadata travel on the final piece only: langchain-core merges
+streamed chunks by adding numbers and concatenating strings, so metadata on several chunks
+would be doubled (and float costs crash the merge, langchain issue 36015).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 
 from langchain_customllm._exceptions import StreamError
 from langchain_customllm._stop import StopMatcher, truncate_at_stop
-from langchain_customllm.formats.base import ParsedChunk, TokenUsage
+from langchain_customllm.formats.base import ParsedChunk, TokenUsage, ToolCallPiece
+from langchain_customllm.pricing import Cost, Pricing, PricingTable, price_answer
 
 __all__ = ["Assembler", "Piece"]
 
@@ -36,7 +37,10 @@ class Piece:
         usage: Token usage for the whole answer (final piece only).
         metadata: ``finish_reason``, ``model_name``, ``id``, ... (final piece only).
         id: The server's response id, on every piece once known.
-
+        cost: What the answer cost (final piece only; None when no price is known).
+        tool_calls: Whole tool calls (a whole answer) or this event's fragments of them,
+            with each call's id and name given once (servers that repeat them in every
+            chunk would otherwise get them concatenated when chunks are merged).
     """
 
     text: str = ""
@@ -45,6 +49,8 @@ class Piece:
     usage: TokenUsage | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
+    cost: Cost | None = None
+    tool_calls: list[ToolCallPiece] = field(default_factory=list)
 
 
 class Assembler:
@@ -54,10 +60,18 @@ class Assembler:
         stops: Stop sequences to enforce on the answer text.
         include_stop: Keep the matched stop sequence in the text.
         model: The requested model name, reported if the server does not name one.
+        pricing: The model's resolved pricing, to price the answer's usage (optional).
 
     """
 
-    def __init__(self, stops: Sequence[str] | None, include_stop: bool, model: str) -> None:
+    def __init__(
+        self,
+        stops: Sequence[str] | None,
+        include_stop: bool,
+        model: str,
+        pricing: Pricing | PricingTable | None = None,
+    ) -> None:
+        self._pricing = pricing
         self._matcher = StopMatcher(stops, include_stop)
         self._include_stop = include_stop
         self._stops = stops
@@ -71,6 +85,7 @@ class Assembler:
         self._emitted: list[str] = []
         self._saw_done = False
         self._raw_len = 0  # text received, before stop matching (for cumulative streams)
+        self._tool_seen: dict[int, tuple[str | None, str | None]] = {}
 
     @property
     def done(self) -> bool:
@@ -92,10 +107,12 @@ class Assembler:
         return Piece(
             text=text,
             reasoning=parsed.reasoning,
+            tool_calls=parsed.tool_calls,
             final=True,
             usage=self._usage,
             metadata=self._final_metadata(),
             id=self._id,
+            cost=self._cost(),
         )
 
     def feed(self, parsed: ParsedChunk) -> Piece | None:
@@ -115,11 +132,23 @@ class Assembler:
         if parsed.done:
             self._saw_done = True
         reasoning = "" if self._matcher.stopped and not text else parsed.reasoning
-        if not text and not reasoning:
+        tool_calls = [self._first_mention(call) for call in parsed.tool_calls]
+        if not text and not reasoning and not tool_calls:
             return None
         if text:
             self._emitted.append(text)
-        return Piece(text=text, reasoning=reasoning, id=self._id)
+        return Piece(text=text, reasoning=reasoning, id=self._id, tool_calls=tool_calls)
+
+    def _first_mention(self, call: ToolCallPiece) -> ToolCallPiece:
+        # llama.cpp repeats id and name in every chunk, vLLM sends them once: keep each
+        # call's id and name on its first fragment only, so merged chunks spell them once.
+        seen_id, seen_name = self._tool_seen.get(call.index, (None, None))
+        call_id = call.id if call.id and not seen_id else None
+        name = call.name if call.name and not seen_name else None
+        self._tool_seen[call.index] = (seen_id or call.id, seen_name or call.name)
+        if call_id == call.id and name == call.name:
+            return call
+        return ToolCallPiece(index=call.index, id=call_id, name=name, args=call.args)
 
     def finish(self) -> Piece:
         """End of stream: the final piece with held-back text, usage and metadata.
@@ -146,7 +175,12 @@ class Assembler:
             usage=self._usage,
             metadata=self._final_metadata(),
             id=self._id,
+            cost=self._cost(),
         )
+
+    def _cost(self) -> Cost | None:
+        # The server's name first: it may be a dated snapshot of the requested model.
+        return price_answer(self._pricing, self._usage, (self._server_model, self._model))
 
     def _absorb(self, parsed: ParsedChunk) -> None:
         if parsed.id and self._id is None:

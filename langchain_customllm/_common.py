@@ -24,6 +24,13 @@ from typing_extensions import Self
 from langchain_customllm._client import ProviderClient
 from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm.formats.base import GenerationParams, WireFormat, get_format
+from langchain_customllm.pricing import Pricing, PricingTable, resolve_pricing
+from langchain_customllm.profiles import (
+    ServerProfile,
+    adapt_response_format,
+    adapt_tool_choice,
+    get_profile,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "CustomLLMFields"]
 
@@ -32,7 +39,12 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8765/v1"
 
 # Per-call keyword arguments that map onto GenerationParams; everything else a caller passes
 # (except LangChain's own ``ls_*`` tracing hints) goes verbatim into the request body.
-_PARAM_KEYS = frozenset({"model", "temperature", "max_tokens", "top_p", "seed", "stream_usage"})
+_PARAM_KEYS = frozenset(
+    {
+        "model", "temperature", "max_tokens", "top_p", "seed", "stream_usage",
+        "tools", "tool_choice", "response_format", "logprobs", "top_logprobs",
+    }
+)  # fmt: skip
 _CALL_ONLY_KEYS = frozenset({"include_stop_sequence", "extra_body", "stream"})
 
 
@@ -116,8 +128,45 @@ class CustomLLMFields(BaseModel):
     stream_usage: bool = True
     """Ask for token usage in streams (``stream_options.include_usage``) on every server."""
 
+    # ---- pricing (cost of each answer); resolved once, at construction
+    pricing: Pricing | PricingTable | dict[str, Any] | str | None = Field(
+        default=None, union_mode="left_to_right"
+    )
+    """Price of the model, in USD, to put each answer's cost in ``usage_metadata``
+    (``input_cost``, ``output_cost``, ``total_cost``) and ``response_metadata["cost"]``:
+    a `Pricing`; a `PricingTable` (the entry is found by model name); a path to a YAML/JSON
+    table file; or a mapping: one price if all its keys are `Pricing` fields
+    (``{"input": 0.15, "output": 0.6}``, per million tokens), else a table. None: no cost."""
+
+    _pricing: Pricing | PricingTable | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _resolve_pricing(self) -> Self:
+        # A bad table file fails when the model is built, not on its first answer.
+        self._pricing = resolve_pricing(self.pricing)
+        return self
+
+    def _price_source(self) -> Pricing | PricingTable | None:
+        if self._pricing is None and self.pricing is not None:  # built by model_construct()
+            self._pricing = resolve_pricing(self.pricing)
+        return self._pricing
+
+    # ---- end of pricing
+
     streaming: bool = False
     """Use the streaming endpoint even for ``invoke`` (tokens reach callbacks as they come)."""
+
+    logprobs: bool | None = None
+    """Ask for token log-probabilities (in ``response_metadata["logprobs"]``)."""
+
+    top_logprobs: int | None = None
+    """How many alternatives per token to return with ``logprobs``."""
+
+    server_profile: str | ServerProfile | dict[str, Any] | None = None
+    """What the server can do: ``"llamacpp"``, ``"vllm"``, ``"litellm"``, ``"ollama"``, a
+    `ServerProfile`, or overrides ``{"base": "llamacpp", "image_inputs": True}``. Requests
+    are adapted to it (tool choice, JSON schema, streaming with tools); None is ``generic``
+    (OpenAI's API). ``customllm probe`` tells which fits a server."""
 
     stream_chunk_timeout: float | None = Field(default=None, gt=0)
     """Seconds a stream may go without a new event before `StreamTimeoutError` (carrying
@@ -139,6 +188,7 @@ class CustomLLMFields(BaseModel):
 
     _provider_client: ProviderClient | None = PrivateAttr(default=None)
     _format: WireFormat | None = PrivateAttr(default=None)
+    _profile: ServerProfile | None = PrivateAttr(default=None)
 
     @field_validator("base_url")
     @classmethod
@@ -149,6 +199,16 @@ class CustomLLMFields(BaseModel):
                 "(e.g. http://127.0.0.1:8000/v1)"
             )
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _resolve_server_profile(self) -> Self:
+        self._profile = get_profile(self.server_profile)
+        return self
+
+    def _server(self) -> ServerProfile:
+        if self._profile is None:  # a model_construct()-built instance skipped validation
+            self._profile = get_profile(self.server_profile)
+        return self._profile
 
     @model_validator(mode="after")
     def _resolve_wire_format(self) -> Self:
@@ -238,6 +298,12 @@ class CustomLLMFields(BaseModel):
             if key in _PARAM_KEYS or key in _CALL_ONLY_KEYS or key.startswith("ls_"):
                 continue
             extra[key] = value
+        profile = self._server()
+        tools = tuple(kwargs.get("tools") or ())
+        tool_choice = adapt_tool_choice(kwargs.get("tool_choice"), tools, profile)
+        response_format = kwargs.get("response_format")
+        if response_format is not None:
+            response_format = adapt_response_format(response_format, profile)
         stops = self._resolve_stop(stop)
         include = bool(kwargs.get("include_stop_sequence", self.include_stop_sequence))
         # Most servers cut the stop sequence away (llama.cpp, vLLM), so it could not be put
@@ -253,6 +319,11 @@ class CustomLLMFields(BaseModel):
             stop=tuple(stops or ()) if send_stop else (),
             stream_usage=kwargs.get("stream_usage", self.stream_usage),
             extra_body=extra,
+            tools=tools,
+            tool_choice=tool_choice if tools else None,
+            response_format=response_format,
+            logprobs=kwargs.get("logprobs", self.logprobs),
+            top_logprobs=kwargs.get("top_logprobs", self.top_logprobs),
         )
         return params, include
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.exceptions import OutputParserException
+from langchain_core.messages import AIMessage, AIMessageChunk, InvalidToolCall, ToolCall
 from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
+from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
+from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 
 from langchain_customllm._assembly import Piece
-from langchain_customllm.formats.base import TokenUsage
+from langchain_customllm._chunks import UsageSafeChunk
+from langchain_customllm.formats.base import TokenUsage, ToolCallPiece
+from langchain_customllm.pricing import Cost
 
 __all__ = [
     "MODEL_PROVIDER",
+    "add_token_usage",
     "piece_to_chat_chunk",
     "piece_to_generation_chunk",
     "piece_to_message",
@@ -26,8 +32,12 @@ this name, so ``content_blocks`` (and ``output_version="v1"``) use core's generi
 which turns ``additional_kwargs["reasoning_content"]`` into a reasoning block."""
 
 
-def usage_to_metadata(usage: TokenUsage) -> UsageMetadata:
-    """LangChain's standard usage dict, with cache/reasoning details when reported."""
+def usage_to_metadata(usage: TokenUsage, cost: Cost | None = None) -> UsageMetadata:
+    """LangChain's standard usage dict, with cache/reasoning details when reported.
+
+    With a cost, also ``input_cost``, ``output_cost`` and ``total_cost`` (floats, USD):
+    LangSmith reads them as the run's cost, so no price is needed in the workspace.
+    """
     meta = UsageMetadata(
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
@@ -37,54 +47,111 @@ def usage_to_metadata(usage: TokenUsage) -> UsageMetadata:
         meta["input_token_details"] = InputTokenDetails(cache_read=usage.cache_read)
     if usage.reasoning is not None:
         meta["output_token_details"] = OutputTokenDetails(reasoning=usage.reasoning)
+    if cost is not None:
+        # Not in core's TypedDict, but LangSmith's UsageMetadata schema has them.
+        extra = cast(dict[str, Any], meta)
+        extra["input_cost"] = cost.input_cost
+        extra["output_cost"] = cost.output_cost
+        extra["total_cost"] = cost.total_cost
     return meta
 
 
-def token_usage_dict(usage: TokenUsage | None) -> dict[str, int]:
-    """OpenAI-style ``token_usage`` for ``llm_output`` and ``generation_info``."""
+def token_usage_dict(usage: TokenUsage | None) -> dict[str, Any]:
+    """OpenAI-style ``token_usage`` for ``llm_output`` and ``generation_info``.
+
+    Cached and reasoning counts, when reported, are nested as OpenAI nests them
+    (``prompt_tokens_details.cached_tokens``, ``completion_tokens_details.reasoning_tokens``).
+    """
     if usage is None:
         return {}
-    return {
+    out: dict[str, Any] = {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens,
     }
+    if usage.cache_read is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cache_read}
+    if usage.reasoning is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning}
+    return out
+
+
+def add_token_usage(totals: dict[str, Any], usage: dict[str, Any]) -> None:
+    """Add one ``token_usage`` dict into running totals, nested details included."""
+    for key, value in usage.items():
+        if isinstance(value, dict):
+            add_token_usage(totals.setdefault(key, {}), value)
+        elif isinstance(value, int):
+            totals[key] = totals.get(key, 0) + value
 
 
 def _response_metadata(piece: Piece) -> dict[str, Any]:
-    return {**piece.metadata, "model_provider": MODEL_PROVIDER}
+    meta = {**piece.metadata, "model_provider": MODEL_PROVIDER}
+    if piece.cost is not None:
+        meta["cost"] = piece.cost.as_dict()
+    return meta
+
+
+def _tool_calls(pieces: list[ToolCallPiece]) -> tuple[list[ToolCall], list[InvalidToolCall]]:
+    """Whole tool calls; arguments that are not valid JSON become `invalid_tool_calls`."""
+    valid: list[ToolCall] = []
+    invalid: list[InvalidToolCall] = []
+    for piece in pieces:
+        raw = {"id": piece.id, "function": {"name": piece.name or "", "arguments": piece.args}}
+        try:
+            call = parse_tool_call(raw, return_id=True)
+        except OutputParserException as exc:
+            invalid.append(make_invalid_tool_call(raw, str(exc)))
+            continue
+        if call is not None:
+            valid.append(cast(ToolCall, call))
+    return valid, invalid
+
+
+def _tool_call_chunks(pieces: list[ToolCallPiece]) -> list[ToolCallChunk]:
+    return [tool_call_chunk(name=p.name, args=p.args, id=p.id, index=p.index) for p in pieces]
 
 
 def piece_to_message(piece: Piece) -> AIMessage:
     """Build the `AIMessage` for a whole answer."""
+    tool_calls, invalid = _tool_calls(piece.tool_calls)
     return AIMessage(
         content=piece.text,
         additional_kwargs={"reasoning_content": piece.reasoning} if piece.reasoning else {},
         response_metadata=_response_metadata(piece),
-        usage_metadata=usage_to_metadata(piece.usage) if piece.usage else None,
+        usage_metadata=usage_to_metadata(piece.usage, piece.cost) if piece.usage else None,
         id=piece.id,
+        tool_calls=tool_calls,
+        invalid_tool_calls=invalid,
     )
 
 
 def piece_to_chat_chunk(piece: Piece) -> ChatGenerationChunk:
-    """Build a `ChatGenerationChunk`; only the final one carries metadata and usage."""
+    """Build a `ChatGenerationChunk`; only the final one carries metadata and usage.
+
+    They are `UsageSafeChunk`s, so core's n-ary merge survives the float costs.
+    """
     if not piece.final:
-        return ChatGenerationChunk(
+        return UsageSafeChunk(
             message=AIMessageChunk(
                 content=piece.text,
                 additional_kwargs=(
                     {"reasoning_content": piece.reasoning} if piece.reasoning else {}
                 ),
                 id=piece.id,
+                tool_call_chunks=_tool_call_chunks(piece.tool_calls),
             )
         )
-    return ChatGenerationChunk(
+    return UsageSafeChunk(
         message=AIMessageChunk(
             content=piece.text,
             response_metadata=_response_metadata(piece),
-            usage_metadata=usage_to_metadata(piece.usage) if piece.usage else None,
+            usage_metadata=usage_to_metadata(piece.usage, piece.cost) if piece.usage else None,
             id=piece.id,
             chunk_position="last",
+            # A whole answer streamed as one chunk (non-streaming formats, tool fallbacks).
+            tool_call_chunks=_tool_call_chunks(piece.tool_calls),
+            additional_kwargs={"reasoning_content": piece.reasoning} if piece.reasoning else {},
         ),
         generation_info={"finish_reason": piece.metadata.get("finish_reason")},
     )
@@ -97,6 +164,8 @@ def piece_to_generation_chunk(piece: Piece) -> GenerationChunk:
     info: dict[str, Any] = dict(piece.metadata)
     if piece.usage is not None:
         info["token_usage"] = token_usage_dict(piece.usage)
+    if piece.cost is not None:
+        info["cost"] = piece.cost.as_dict()
     if piece.reasoning:
         info["reasoning_content"] = piece.reasoning
     return GenerationChunk(text=piece.text, generation_info=info)

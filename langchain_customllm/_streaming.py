@@ -83,9 +83,14 @@ def iter_pieces(
     assembler: Assembler,
     *,
     chat: bool,
+    whole: bool = False,
 ) -> Iterator[Piece]:
-    """Stream one answer: pieces to emit, then the final piece."""
-    if not fmt.supports_streaming:
+    """Stream one answer: pieces to emit, then the final piece.
+
+    With ``whole`` (or a format that cannot stream) the request is a plain one and its
+    whole answer is the only piece: used where a server's streaming is known to be broken.
+    """
+    if whole or not fmt.supports_streaming:
         # The server cannot stream: one whole answer becomes the only (final) piece.
         yield complete(client, request, fmt, assembler, chat=chat)
         return
@@ -115,9 +120,10 @@ async def aiter_pieces(
     assembler: Assembler,
     *,
     chat: bool,
+    whole: bool = False,
 ) -> AsyncIterator[Piece]:
     """Async twin of `iter_pieces`."""
-    if not fmt.supports_streaming:
+    if whole or not fmt.supports_streaming:
         yield await acomplete(client, request, fmt, assembler, chat=chat)
         return
     run = _StreamRun(fmt, assembler, chat)

@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.language_models.chat_models import (
     agenerate_from_stream,
     generate_from_stream,
 )
-from langchain_core.messages import BaseMessage
+from langchain_core.language_models.model_profile import ModelProfile
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, ConfigDict
 
 from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._common import CustomLLMFields
 from langchain_customllm._convert import piece_to_chat_chunk, piece_to_message, token_usage_dict
+from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._streaming import acomplete, aiter_pieces, complete, iter_pieces
+from langchain_customllm._structured import (
+    StructuredMethod,
+    check_tool_choice,
+    format_tools,
+    structured_output,
+)
 from langchain_customllm.formats.base import WireRequest
 
 __all__ = ["ChatCustomLLM"]
@@ -42,6 +52,8 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         temperature, max_tokens, top_p, seed, stop: Generation settings.
         timeout, max_retries: Per-request timeout (s) and retries (default 2).
         extra_body: Vendor parameters merged into the request body.
+        pricing: Price (USD per million tokens) or price table: each answer's cost in
+            ``usage_metadata`` and ``response_metadata["cost"]`` (see docs/cost.md).
 
     Example:
         .. code-block:: python
@@ -74,6 +86,78 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         return self._ls_common(stop, kwargs, "chat")
 
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        return self._server().model_profile()
+
+    # ------------------------------------------------------------------ tools, structure
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | bool | dict[str, Any] | None = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (pydantic models, functions, `BaseTool`s or OpenAI dicts).
+
+        Args:
+            tools: The tools the model may call.
+            tool_choice: ``"auto"``, ``"none"``, ``"any"``/``"required"``/True (must call
+                one), or a tool's name. Spelled for the server's profile: where
+                ``required`` is unsupported (llama.cpp), one bound tool is named instead.
+            strict: Ask the server to enforce the argument schema (``strict: true``);
+                defaults to the profile's choice (vLLM needs it for JSON arguments).
+            parallel_tool_calls: Allow several calls in one answer, where supported.
+            **kwargs: Further per-call parameters to bind.
+
+        Raises:
+            ConfigurationError: At bind time, if the server cannot honour ``tool_choice``.
+        """
+        profile = self._server()
+        formatted = format_tools(tools, profile, strict)
+        check_tool_choice(tool_choice, formatted, profile)
+        if parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = parallel_tool_calls
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: StructuredMethod = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Answers parsed into ``schema`` (a pydantic class, TypedDict or JSON schema).
+
+        Args:
+            schema: The output schema.
+            method: ``"json_schema"`` (the server constrains the output to the schema;
+                llama.cpp's ``json_object`` + ``schema`` where that is its spelling),
+                ``"function_calling"`` (one forced tool), or ``"json_mode"`` (JSON only;
+                describe the shape in the prompt).
+            include_raw: Return ``{"raw", "parsed", "parsing_error"}`` instead of raising
+                when the answer does not parse.
+            strict: Strict schema enforcement, where the server supports it.
+            **kwargs: Not supported; named here so a typo fails loudly.
+        """
+        if kwargs:
+            raise ConfigurationError(f"Unexpected arguments: {sorted(kwargs)}")
+        return structured_output(
+            self,
+            self.bind_tools,
+            self._server(),
+            schema,
+            method=method,
+            include_raw=include_raw,
+            strict=strict,
+        )
+
     # ------------------------------------------------------------------ pure helpers
 
     def _prepare(
@@ -83,10 +167,28 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         kwargs: dict[str, Any],
         *,
         stream: bool,
-    ) -> tuple[WireRequest, Assembler]:
+    ) -> tuple[WireRequest, Assembler, bool]:
+        """Build the request; the flag says to fetch a whole answer even for a stream."""
         params, include_stop = self._params(stop, kwargs)
-        request = self._wire().chat_request(messages, params, stream=stream)
-        return request, Assembler(self._resolve_stop(stop), include_stop, params.model)
+        profile = self._server()
+        if not profile.image_inputs and _has_images(messages):
+            raise ConfigurationError(
+                f"server_profile {profile.name!r} says this server ignores images, so they "
+                "would be lost; use a server with image input, or "
+                "server_profile={'base': ..., 'image_inputs': True} if yours reads them"
+            )
+        # llama.cpp streams an empty body when `auto` picks a tool: ask for a whole answer.
+        whole = (
+            stream
+            and bool(params.tools)
+            and params.tool_choice in (None, "auto")
+            and not profile.tool_stream_auto
+        )
+        request = self._wire().chat_request(messages, params, stream=stream and not whole)
+        assembler = Assembler(
+            self._resolve_stop(stop), include_stop, params.model, self._price_source()
+        )
+        return request, assembler, whole
 
     @staticmethod
     def _result(piece: Piece) -> ChatResult:
@@ -115,7 +217,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
-        request, assembler = self._prepare(messages, stop, kwargs, stream=False)
+        request, assembler, _ = self._prepare(messages, stop, kwargs, stream=False)
         return self._result(complete(self._client(), request, self._wire(), assembler, chat=True))
 
     async def _agenerate(
@@ -127,7 +229,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
-        request, assembler = self._prepare(messages, stop, kwargs, stream=False)
+        request, assembler, _ = self._prepare(messages, stop, kwargs, stream=False)
         return self._result(
             await acomplete(self._client(), request, self._wire(), assembler, chat=True)
         )
@@ -139,8 +241,10 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request, assembler = self._prepare(messages, stop, kwargs, stream=True)
-        for piece in iter_pieces(self._client(), request, self._wire(), assembler, chat=True):
+        request, assembler, whole = self._prepare(messages, stop, kwargs, stream=True)
+        for piece in iter_pieces(
+            self._client(), request, self._wire(), assembler, chat=True, whole=whole
+        ):
             chunk = piece_to_chat_chunk(piece)
             # langchain-core's stream() fires the token callback itself and passes no
             # run_manager; other callers (streaming=True, event protocols) pass one.
@@ -155,11 +259,27 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request, assembler = self._prepare(messages, stop, kwargs, stream=True)
+        request, assembler, whole = self._prepare(messages, stop, kwargs, stream=True)
         async for piece in aiter_pieces(
-            self._client(), request, self._wire(), assembler, chat=True
+            self._client(), request, self._wire(), assembler, chat=True, whole=whole
         ):
             chunk = piece_to_chat_chunk(piece)
             if run_manager is not None:
                 await run_manager.on_llm_new_token(piece.text, chunk=chunk)
             yield chunk
+
+
+def _has_images(messages: list[BaseMessage]) -> bool:
+    """Whether any message carries an image content block (any LangChain spelling)."""
+    for message in messages:
+        if isinstance(message.content, str):
+            continue
+        for block in message.content:
+            if not isinstance(block, dict):
+                continue
+            kind = block.get("type")
+            if kind in ("image", "image_url"):
+                return True
+            if kind == "file" and str(block.get("mime_type", "")).startswith("image/"):
+                return True
+    return False

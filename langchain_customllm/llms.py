@@ -16,9 +16,10 @@ from pydantic import ConfigDict
 
 from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._common import CustomLLMFields
-from langchain_customllm._convert import piece_to_generation_chunk
+from langchain_customllm._convert import add_token_usage, piece_to_generation_chunk
 from langchain_customllm._streaming import acomplete, aiter_pieces, complete, iter_pieces
 from langchain_customllm.formats.base import WireRequest
+from langchain_customllm.pricing import sum_costs
 
 __all__ = ["CustomLLM"]
 
@@ -41,6 +42,8 @@ class CustomLLM(CustomLLMFields, LLM):
 
     ``generate()`` results carry ``llm_output["token_usage"]`` and ``["model_name"]``; each
     generation's ``generation_info`` has the finish reason and the answer's own usage.
+    With ``pricing``, each ``generation_info["cost"]`` has the answer's cost and
+    ``llm_output["cost"]`` their sum.
     Streaming fires ``on_llm_new_token`` before each chunk is yielded.
 
     """
@@ -66,7 +69,9 @@ class CustomLLM(CustomLLMFields, LLM):
     ) -> tuple[WireRequest, Assembler]:
         params, include_stop = self._params(stop, kwargs)
         request = self._wire().completion_request(prompt, params, stream=stream)
-        return request, Assembler(self._resolve_stop(stop), include_stop, params.model)
+        return request, Assembler(
+            self._resolve_stop(stop), include_stop, params.model, self._price_source()
+        )
 
     @staticmethod
     def _generation(piece: Piece) -> Generation:
@@ -82,17 +87,17 @@ class CustomLLM(CustomLLMFields, LLM):
 
     @staticmethod
     def _llm_result(generations: list[Generation], model: str) -> LLMResult:
-        totals: dict[str, int] = {}
+        totals: dict[str, Any] = {}
         model_name = model
         for gen in generations:
             info = gen.generation_info or {}
-            for key, value in (info.get("token_usage") or {}).items():
-                totals[key] = totals.get(key, 0) + value
+            add_token_usage(totals, info.get("token_usage") or {})
             model_name = info.get("model_name") or model_name
-        return LLMResult(
-            generations=[[g] for g in generations],
-            llm_output={"token_usage": totals, "model_name": model_name},
-        )
+        llm_output: dict[str, Any] = {"token_usage": totals, "model_name": model_name}
+        cost = sum_costs([(g.generation_info or {}).get("cost") for g in generations])
+        if cost is not None:
+            llm_output["cost"] = cost
+        return LLMResult(generations=[[g] for g in generations], llm_output=llm_output)
 
     def _complete(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Piece:
         request, assembler = self._prepare(prompt, stop, kwargs, stream=False)

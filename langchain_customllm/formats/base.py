@@ -26,6 +26,7 @@ __all__ = [
     "GenerationParams",
     "ParsedChunk",
     "TokenUsage",
+    "ToolCallPiece",
     "WireFormat",
     "WireRequest",
     "get_format",
@@ -48,7 +49,11 @@ class GenerationParams:
         stop: Stop sequences (also enforced client-side).
         stream_usage: Ask the server for token usage in streams, where it can say.
         extra_body: Vendor parameters merged verbatim into the top level of the body.
-
+        tools: Tool definitions in OpenAI's function format (already adapted).
+        tool_choice: The tool choice, already spelled for this server, or None.
+        response_format: A structured-output request, already spelled for this server.
+        logprobs: Ask for token log-probabilities.
+        top_logprobs: How many alternatives per token, with ``logprobs``.
     """
 
     model: str
@@ -59,6 +64,11 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     stream_usage: bool = True
     extra_body: dict[str, Any] = field(default_factory=dict)
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: Any = None
+    response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,23 @@ class WireRequest:
     body: dict[str, Any]
     method: str = "POST"
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToolCallPiece:
+    """A tool call, whole (in an answer) or a fragment of one (in a stream event).
+
+    Attributes:
+        index: Which call of the answer this is (streams interleave several by index).
+        id: The call's id, if this piece carries it.
+        name: The function name, if this piece carries it.
+        args: The arguments as JSON text: all of it, or the next fragment when streaming.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    args: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,7 +131,9 @@ class ParsedChunk:
         id: The server's id for the response.
         metadata: Other response metadata (``system_fingerprint``, ``logprobs``, ...).
         done: True for an explicit end-of-stream marker (SSE ``[DONE]``, ``"done": true``).
-
+        cumulative: True if ``text`` is the whole answer so far rather than what is new
+            (some APIs stream that way); the assembler then emits only the new part.
+        tool_calls: Tool calls (whole answers) or tool-call fragments (stream events).
     """
 
     text: str = ""
@@ -116,6 +145,7 @@ class ParsedChunk:
     metadata: dict[str, Any] = field(default_factory=dict)
     done: bool = False
     cumulative: bool = False
+    tool_calls: list[ToolCallPiece] = field(default_factory=list)
 
 
 class WireFormat(ABC):

