@@ -26,7 +26,7 @@ from langchain_core.output_parsers.openai_tools import (
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
-from pydantic import BaseModel
+from langchain_core.utils.pydantic import is_basemodel_subclass
 
 from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm.profiles import ServerProfile, adapt_response_format, adapt_tool_choice
@@ -55,7 +55,8 @@ def check_tool_choice(choice: Any, tools: Sequence[dict[str, Any]], profile: Ser
 
 
 def _is_pydantic(schema: Any) -> bool:
-    return isinstance(schema, type) and issubclass(schema, BaseModel)
+    # pydantic v2 models and langchain's pydantic.v1 ones alike.
+    return isinstance(schema, type) and is_basemodel_subclass(schema)
 
 
 def _schema_name(schema: Any, tool: dict[str, Any]) -> str:
@@ -100,11 +101,7 @@ def structured_output(
         )
     elif method in ("json_schema", "json_mode"):
         if method == "json_schema":
-            json_schema = (
-                schema.model_json_schema()  # type: ignore[union-attr]
-                if pydantic
-                else convert_to_json_schema(schema)
-            )
+            json_schema = convert_to_json_schema(schema)
             spec: dict[str, Any] = {"name": name, "schema": json_schema}
             if strict is not None:
                 spec["strict"] = strict
