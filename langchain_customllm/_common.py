@@ -108,9 +108,10 @@ class CustomLLMFields(BaseModel):
     include_stop_sequence: bool = False
     """Keep the matched stop sequence at the end of the text (also accepted per call).
 
-    Servers cut the stop sequence away, so with this on the stops are not sent to the
-    server and are enforced client-side only: the server generates until it ends or
-    reaches ``max_tokens``, which costs tokens past the stop. Set ``max_tokens``."""
+    Most servers cut the stop sequence away, so with this on the stops are not sent to
+    the server (unless its wire format keeps them, as TGI's does) and are enforced
+    client-side only: the server generates until it ends or reaches ``max_tokens``, which
+    costs tokens past the stop. Set ``max_tokens``."""
 
     timeout: float | None = Field(default=120.0, alias="request_timeout")
     """Seconds to wait for connect, each read, write and a pooled connection; None: forever."""
@@ -128,7 +129,6 @@ class CustomLLMFields(BaseModel):
     stream_usage: bool = True
     """Ask for token usage in streams (``stream_options.include_usage``) on every server."""
 
-    # ---- pricing (cost of each answer); resolved once, at construction
     pricing: Pricing | PricingTable | dict[str, Any] | str | None = Field(
         default=None, union_mode="left_to_right"
     )
@@ -137,21 +137,6 @@ class CustomLLMFields(BaseModel):
     a `Pricing`; a `PricingTable` (the entry is found by model name); a path to a YAML/JSON
     table file; or a mapping: one price if all its keys are `Pricing` fields
     (``{"input": 0.15, "output": 0.6}``, per million tokens), else a table. None: no cost."""
-
-    _pricing: Pricing | PricingTable | None = PrivateAttr(default=None)
-
-    @model_validator(mode="after")
-    def _resolve_pricing(self) -> Self:
-        # A bad table file fails when the model is built, not on its first answer.
-        self._pricing = resolve_pricing(self.pricing)
-        return self
-
-    def _price_source(self) -> Pricing | PricingTable | None:
-        if self._pricing is None and self.pricing is not None:  # built by model_construct()
-            self._pricing = resolve_pricing(self.pricing)
-        return self._pricing
-
-    # ---- end of pricing
 
     streaming: bool = False
     """Use the streaming endpoint even for ``invoke`` (tokens reach callbacks as they come)."""
@@ -189,6 +174,18 @@ class CustomLLMFields(BaseModel):
     _provider_client: ProviderClient | None = PrivateAttr(default=None)
     _format: WireFormat | None = PrivateAttr(default=None)
     _profile: ServerProfile | None = PrivateAttr(default=None)
+    _pricing: Pricing | PricingTable | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _resolve_pricing(self) -> Self:
+        # A bad table file fails when the model is built, not on its first answer.
+        self._pricing = resolve_pricing(self.pricing)
+        return self
+
+    def _price_source(self) -> Pricing | PricingTable | None:
+        if self._pricing is None and self.pricing is not None:  # built by model_construct()
+            self._pricing = resolve_pricing(self.pricing)
+        return self._pricing
 
     @field_validator("base_url")
     @classmethod
