@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8765
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: setup demo server stop-server test unit integration lint format clean
+.PHONY: setup demo server stop-server test unit integration faults lint format clean
 
 setup: $(STAMP)
 
@@ -37,7 +37,22 @@ unit: setup
 integration: setup
 	$(PYTEST) tests/integration_tests --allow-hosts=127.0.0.1 -q
 
-test: unit integration
+## Fault injection: a scripted misbehaving server on loopback, every fault x call path.
+faults: setup
+	$(PYTEST) tests/fault_tests --allow-hosts=127.0.0.1 -q
+
+test: unit integration faults
+
+## Benchmark: ours vs raw httpx vs ChatOpenAI on a loopback stub, plus llama.cpp end to end
+## and a profile; a few minutes; writes bench/RESULTS.md. Installs the bench extra first.
+.PHONY: bench
+bench: setup $(VENV)/.bench-installed
+	$(PY) bench/run.py
+	$(PY) bench/prof.py
+
+$(VENV)/.bench-installed: pyproject.toml
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@
 
 lint: setup
 	$(VENV)/bin/ruff check .

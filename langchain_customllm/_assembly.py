@@ -121,6 +121,8 @@ class Assembler:
         After a stop sequence matched, events are still read (their text dropped) until the
         server ends the stream, so usage and metadata are the same as for ``invoke``.
         """
+        if self._saw_done:
+            return None  # anything after the end marker is not part of the answer
         self._absorb(parsed)
         new = parsed.text
         if parsed.cumulative:

@@ -39,8 +39,11 @@ from langchain_customllm._exceptions import (
     CustomLLMError,
     ResponseError,
     StreamTimeoutError,
+    decode_body,
+    error_detail,
     error_from_httpx,
     error_from_response,
+    request_id_of,
 )
 from langchain_customllm._framing import Framing, SSEEvent, make_decoder
 from langchain_customllm._retry import retry_delay_for
@@ -53,6 +56,7 @@ logger = logging.getLogger("langchain_customllm")
 # A wire format's hook to find the server's message in an error body.
 Describe = Callable[[Any], str | None] | None
 
+_MIN_SECRET = 8
 _LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 _USER_AGENT = "langchain-customllm/0.1"
 
@@ -118,6 +122,39 @@ class _IdleWatch:
                 f"No complete stream event for {self._limit} s (stream_chunk_timeout) although "
                 "bytes keep arriving -- the text received so far is in `partial_text`"
             )
+
+
+def _not_a_stream(response: httpx.Response, framing: Framing) -> bool:
+    """Whether an SSE stream was asked for and an HTML page or a JSON object came back.
+
+    A proxy's page, a wrong URL, or a server that ignored ``stream``: say so, instead of
+    failing on its content as if it were a broken stream.
+    """
+    if framing != "sse":
+        return False
+    kind = str(response.headers.get("content-type", "")).lower()
+    return kind.startswith(("text/html", "application/json"))
+
+
+class _FirstBytes:
+    """The start of a stream's body, kept to quote it if no event ever comes out of it."""
+
+    __slots__ = ("data", "events")
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.events = 0
+
+    def keep(self, raw: bytes) -> bytes:
+        if not self.events and len(self.data) < 512:
+            self.data += raw[: 512 - len(self.data)]
+        return raw
+
+
+def _with_id(error: CustomLLMError, request_id: str | None) -> CustomLLMError:
+    if error.request_id is None:
+        error.request_id = request_id
+    return error
 
 
 def _can_retry(exc: BaseException) -> bool:
@@ -212,8 +249,12 @@ class ProviderClient:
         return headers
 
     def redact(self, error: CustomLLMError) -> CustomLLMError:
-        """Remove the key from an error, in case the server echoed our request back."""
-        if self._secret:
+        """Remove the key from an error, in case the server echoed our request back.
+
+        Placeholder keys shorter than 8 characters (``"ollama"``, ``"EMPTY"``) are not
+        secrets, and masking them would garble our own wording, so they are left alone.
+        """
+        if len(self._secret) >= _MIN_SECRET:
             error.message = error.message.replace(self._secret, "**********")
             error.args = (error.message,)
             error.body = _scrub(error.body, self._secret)
@@ -286,6 +327,32 @@ class ProviderClient:
             retry=retry_if_exception(_can_retry),
             sleep=self.asleep,
             reraise=True,
+        )
+
+    def _opened(
+        self,
+        response: httpx.Response,
+        framing: Framing,
+        url: str,
+        info: dict[str, Any] | None,
+    ) -> str | None:
+        """The stream is open: arm its chunk timeout and note its request id."""
+        self._arm_chunk_timeout(response)
+        request_id = request_id_of(response.headers)
+        if info is not None:
+            info["request_id"] = request_id
+        return request_id
+
+    def _wrong_answer(self, response: httpx.Response, content: bytes, url: str) -> CustomLLMError:
+        kind = response.headers.get("content-type", "no content type")
+        detail = error_detail(decode_body(content)) or "(empty body)"
+        return self.redact(
+            ResponseError(
+                f"The server at {url} answered a stream request with {kind} instead of a "
+                f"stream: {detail} -- is base_url right, and does this endpoint stream?",
+                body=decode_body(content),
+                request_id=request_id_of(response.headers),
+            )
         )
 
     def _arm_chunk_timeout(self, response: httpx.Response) -> None:
@@ -373,13 +440,18 @@ class ProviderClient:
         return self._decode_json(response.content, url)
 
     def stream(
-        self, request: WireRequest, framing: Framing, describe: Describe = None
+        self,
+        request: WireRequest,
+        framing: Framing,
+        describe: Describe = None,
+        info: dict[str, Any] | None = None,
     ) -> Generator[SSEEvent, None, None]:
         """POST a request and yield its decoded stream events.
 
         Opening the stream (connect + status) is retried; reading it is not. Closing the
         generator (``break``, garbage collection) closes the response and frees the
-        connection.
+        connection. ``info``, if given, receives the ``request_id`` once the stream opens,
+        so errors raised later (by the caller's parsing, too) can name it.
         """
         url = self._url(request)
         headers, content = self._encode(request, stream=True)
@@ -409,22 +481,35 @@ class ProviderClient:
                         response.close()
                     self._check(response, body, describe)
         assert response is not None
-        self._arm_chunk_timeout(response)
+        request_id = self._opened(response, framing, url, info)
         decoder = make_decoder(framing)
         watch = _IdleWatch(self.stream_chunk_timeout)
         try:
+            if _not_a_stream(response, framing):
+                raise self._wrong_answer(response, response.read(), url)
+            seen = _FirstBytes()
             for raw in response.iter_bytes():
-                events = decoder.feed(raw)
+                events = decoder.feed(seen.keep(raw))
                 watch.check(bool(events))
+                seen.events += len(events)
                 yield from events
-            yield from decoder.flush()
+            tail = decoder.flush()
+            if not seen.events and not tail and seen.data:
+                raise self._wrong_answer(response, seen.data, url)
+            yield from tail
         except httpx.HTTPError as exc:
-            raise self._stream_error(exc, url) from exc
+            raise _with_id(self._stream_error(exc, url), request_id) from exc
+        except CustomLLMError as error:
+            raise _with_id(error, request_id) from error.__cause__
         finally:
             response.close()
 
     async def astream(
-        self, request: WireRequest, framing: Framing, describe: Describe = None
+        self,
+        request: WireRequest,
+        framing: Framing,
+        describe: Describe = None,
+        info: dict[str, Any] | None = None,
     ) -> AsyncGenerator[SSEEvent, None]:
         """Async twin of `stream`."""
         url = self._url(request)
@@ -455,18 +540,27 @@ class ProviderClient:
                         await response.aclose()
                     self._check(response, body, describe)
         assert response is not None
-        self._arm_chunk_timeout(response)
+        request_id = self._opened(response, framing, url, info)
         decoder = make_decoder(framing)
         watch = _IdleWatch(self.stream_chunk_timeout)
         try:
+            if _not_a_stream(response, framing):
+                raise self._wrong_answer(response, await response.aread(), url)
+            seen = _FirstBytes()
             async for raw in response.aiter_bytes():
-                events = decoder.feed(raw)
+                events = decoder.feed(seen.keep(raw))
                 watch.check(bool(events))
+                seen.events += len(events)
                 for event in events:
                     yield event
-            for event in decoder.flush():
+            tail = decoder.flush()
+            if not seen.events and not tail and seen.data:
+                raise self._wrong_answer(response, seen.data, url)
+            for event in tail:
                 yield event
         except httpx.HTTPError as exc:
-            raise self._stream_error(exc, url) from exc
+            raise _with_id(self._stream_error(exc, url), request_id) from exc
+        except CustomLLMError as error:
+            raise _with_id(error, request_id) from error.__cause__
         finally:
             await response.aclose()

@@ -71,6 +71,7 @@ __all__ = [
     "StreamTimeoutError",
     "error_from_httpx",
     "error_from_response",
+    "request_id_of",
 ]
 
 # Response headers servers and gateways use to name the request; first match wins.
@@ -193,7 +194,8 @@ class ResponseError(CustomLLMError):
     """A successful HTTP answer whose body cannot be understood."""
 
 
-def _request_id(headers: Mapping[str, str]) -> str | None:
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The server's id for this request, from the headers servers and gateways use."""
     for name in _REQUEST_ID_HEADERS:
         value = headers.get(name)
         if value:
@@ -320,7 +322,7 @@ def error_from_response(
         cls = InternalServerError
     else:
         cls = APIStatusError
-    err = cls(message, status_code=status_code, body=body, request_id=_request_id(headers))
+    err = cls(message, status_code=status_code, body=body, request_id=request_id_of(headers))
     err.retry_after = parse_retry_after(headers)
     # Per instance: the server's x-should-retry may overrule what the status implies.
     err.is_retryable = should_retry_status(status_code, headers)
@@ -339,14 +341,19 @@ def error_from_httpx(exc: httpx.HTTPError, url: str) -> CustomLLMError:
 
     """
     kind = type(exc).__name__
+    # Async transports often raise with an empty message: name the cause instead.
+    detail = str(exc) or repr(exc.__cause__ or exc.__context__ or "") or "no detail"
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(
             f"Request to {url} timed out ({kind}) -- raise `timeout` or check the server load"
         )
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, httpx.ConnectError):
         return APIConnectionError(
-            f"The connection to {url} broke before the answer was complete ({kind}: {exc})"
+            f"Could not connect to {url} ({kind}: {detail}) -- is the server running and "
+            "base_url right?"
         )
+    # ReadError / WriteError / RemoteProtocolError: the connection was up, then broke.
     return APIConnectionError(
-        f"Could not connect to {url} ({kind}: {exc}) -- is the server running and base_url right?"
+        f"The connection to {url} broke before the answer was complete ({kind}: {detail}) "
+        "-- the server reset or closed it; it is retried only if no output had arrived"
     )

@@ -7,6 +7,7 @@ matching and metadata are all in the shared `_StreamRun` and `Assembler`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._client import ProviderClient
@@ -25,12 +26,13 @@ __all__ = ["acomplete", "aiter_pieces", "complete", "iter_pieces"]
 class _StreamRun:
     """The pure per-event step of one streamed answer."""
 
-    __slots__ = ("assembler", "chat", "fmt")
+    __slots__ = ("assembler", "chat", "fmt", "info")
 
     def __init__(self, fmt: WireFormat, assembler: Assembler, chat: bool) -> None:
         self.fmt = fmt
         self.assembler = assembler
         self.chat = chat
+        self.info: dict[str, Any] = {}  # the client notes the request id here
 
     def step(self, event: SSEEvent) -> Piece | None:
         parsed = parse_event_safely(self.fmt, event, chat=self.chat)
@@ -42,6 +44,8 @@ class _StreamRun:
         # Output that already reached the caller is named on the error, never lost.
         if error.partial_text is None:
             error.partial_text = self.assembler.text_so_far
+        if error.request_id is None:
+            error.request_id = self.info.get("request_id")
 
 
 def complete(
@@ -95,14 +99,14 @@ def iter_pieces(
         yield complete(client, request, fmt, assembler, chat=chat)
         return
     run = _StreamRun(fmt, assembler, chat)
-    events = client.stream(request, fmt.framing, fmt.error_message)
+    events = client.stream(request, fmt.framing, fmt.error_message, run.info)
     try:
+        # Read to the end of the body even after the end marker: a response closed early
+        # cannot go back to the pool (its connection would be dropped).
         for event in events:
             piece = run.step(event)
             if piece is not None:
                 yield piece
-            if assembler.done:
-                break
         yield assembler.finish()
     except CustomLLMError as error:
         run.attach_partial(error)
@@ -127,14 +131,12 @@ async def aiter_pieces(
         yield await acomplete(client, request, fmt, assembler, chat=chat)
         return
     run = _StreamRun(fmt, assembler, chat)
-    events = client.astream(request, fmt.framing, fmt.error_message)
+    events = client.astream(request, fmt.framing, fmt.error_message, run.info)
     try:
         async for event in events:
             piece = run.step(event)
             if piece is not None:
                 yield piece
-            if assembler.done:
-                break
         yield assembler.finish()
     except CustomLLMError as error:
         run.attach_partial(error)

@@ -62,7 +62,8 @@ def messages_to_openai(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
                 item["name"] = message.name
             out.append(item)
             continue
-        for converted in convert_to_openai_messages([message]):
+        # Text-only content blocks go as one string: llama.cpp answers 500 to a list.
+        for converted in convert_to_openai_messages([message], text_format="string"):
             if converted.get("role") == "assistant" and converted.get("content") is None:
                 converted["content"] = ""
             out.append(converted)
