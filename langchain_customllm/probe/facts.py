@@ -1,0 +1,538 @@
+"""Judging recorded exchanges into table rows and capability facts (pure: no I/O).
+
+Each ``judge_*`` takes the `Exchange` objects one probe recorded and returns a `Judged`:
+the rows to show and the facts measured (`ServerProfile` field names plus extra ones).
+Tool calling is judged in `langchain_customllm.probe.tool_facts`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_customllm.probe.payloads import SEED
+from langchain_customllm.probe.records import (
+    Exchange,
+    Facts,
+    Judged,
+    Row,
+    _parse_json,
+    _quote,
+    parse_sse,
+)
+
+
+def _usage_text(usage: Mapping[str, Any] | None) -> str:
+    if not usage:
+        return "no usage"
+    return f"usage {usage.get('prompt_tokens')}+{usage.get('completion_tokens')}"
+
+
+# The order rows are shown in (requests go in another order, see `Prober.run`).
+ROW_ORDER: tuple[str, ...] = (
+    "chat",
+    "completions",
+    "streaming",
+    "stream_usage",
+    "stop",
+    "max_tokens",
+    "seed",
+    "logprobs",
+    "n",
+    "json_mode",
+    "json_schema",
+    "json_object_schema",
+    "tools_auto",
+    "tools_named",
+    "tools_required",
+    "tools_stream_named",
+    "tools_stream_auto",
+    "tools_strict",
+    "content_parts",
+    "image",
+    "error_unknown_model",
+    "error_malformed_json",
+    "error_wrong_key",
+)
+
+
+def _row_rank(row: Row) -> int:
+    return ROW_ORDER.index(row.key) if row.key in ROW_ORDER else len(ROW_ORDER)
+
+
+def _skipped(key: str, label: str, why: str) -> Row:
+    return Row(key, label, "not tested", None, why)
+
+
+def _lost(ex: Exchange, key: str, label: str, *facts: str) -> Judged:
+    """A row for a request that got no answer: nothing can be told from it."""
+    return [Row(key, label, "no answer", None, ex.summary())], dict.fromkeys(facts)
+
+
+def _verdict(
+    key: str, label: str, result: str, supported: bool | None, evidence: str, **facts: Any
+) -> Judged:
+    """One row and the facts it shows."""
+    return [Row(key, label, result, supported, evidence)], facts
+
+
+def _failed(ex: Exchange, key: str, label: str, fact: str) -> Judged | None:
+    """The verdict on a request that got no answer or an error status; None if it worked."""
+    if ex.status is None:
+        return _lost(ex, key, label, fact)
+    if not ex.ok:
+        return _verdict(key, label, "error", False, ex.summary(), **{fact: False})
+    return None
+
+
+def judge_chat(ex: Exchange) -> Judged:
+    """Judge the baseline chat completion."""
+    label = "chat completions"
+    if ex.status is None:
+        return _verdict("chat", label, "no answer", False, ex.summary(), chat=False)
+    content = ex.content()
+    if ex.ok and content is not None:
+        evidence = (
+            f"{ex.status}, {_quote(content)} (finish {ex.finish_reason()}, "
+            f"{_usage_text(ex.usage())})"
+        )
+        return _verdict("chat", label, "yes", True, evidence, chat=True)
+    evidence = ex.summary() if not ex.ok else f"{ex.status}, no message content"
+    return _verdict("chat", label, "no", False, evidence, chat=False)
+
+
+def judge_completions(ex: Exchange) -> Judged:
+    """Judge ``/completions`` (legacy text completion)."""
+    label = "completions (/completions)"
+    if ex.status is None:
+        return _lost(ex, "completions", label, "completions")
+    choice = ex.first_choice()
+    text = choice.get("text")
+    if ex.ok and isinstance(text, str):
+        evidence = f"{ex.status}, {_quote(text)} (finish {choice.get('finish_reason')})"
+        return _verdict("completions", label, "yes", True, evidence, completions=True)
+    return _verdict("completions", label, "no", False, ex.summary(), completions=False)
+
+
+def judge_stream(ex: Exchange, baseline: Exchange) -> Judged:
+    """Judge a streamed chat answer, and its usage (asked with ``include_usage``).
+
+    Args:
+        ex: The streamed request (the baseline's body plus ``stream`` and
+            ``stream_options.include_usage``).
+        baseline: The same request, not streamed: its usage tells whether streamed usage
+            is the model's count or an estimate.
+    """
+    usage_label = "stream usage (include_usage)"
+    if ex.status is None:
+        rows, facts = _lost(ex, "streaming", "streaming", "streaming", "stream_usage")
+        rows.append(_skipped("stream_usage", usage_label, "no answer"))
+        return rows, facts
+    if not ex.ok:
+        rows, facts = _verdict(
+            "streaming", "streaming", "no", False, ex.summary(), streaming=False, stream_usage=None
+        )
+        rows.append(_skipped("stream_usage", usage_label, "streaming failed"))
+        return rows, facts
+    stream = parse_sse(ex.text)
+    text = stream.text()
+    kind = ex.media_type() or "no content type"
+    streaming = bool(stream.events) and (bool(text) or stream.finish_reason() is not None)
+    done = ", [DONE]" if stream.done else ", no [DONE]"
+    bad = f", {stream.bad} bad lines" if stream.bad else ""
+    evidence = f"{ex.status} {kind}, {len(stream.events)} events{done}{bad}, {_quote(text)}"
+    same = text == (baseline.content() or "")
+    if streaming and baseline.ok:
+        evidence += " (same text as non-streamed)" if same else " (text differs from non-streamed)"
+    rows = [Row("streaming", "streaming", "yes" if streaming else "no", streaming, evidence)]
+    facts = {"streaming": streaming}
+
+    usage = stream.usage()
+    base_usage = baseline.usage()
+    if usage is None:
+        facts.update(stream_usage=False, usage_estimated=None)
+        evidence = "include_usage accepted, no usage in any chunk"
+        rows.append(Row("stream_usage", usage_label, "no", False, evidence))
+        return rows, facts
+    facts["stream_usage"] = True
+    last = stream.events[-1] if stream.events else {}
+    where = "a final chunk with choices []" if last.get("choices") == [] else "a chunk with choices"
+    evidence = f"{_usage_text(usage)} in {where}"
+    if base_usage is None:
+        facts["usage_estimated"] = None
+        result = "yes"
+    else:
+        keys = ("prompt_tokens", "completion_tokens")
+        estimated = any(usage.get(k) != base_usage.get(k) for k in keys) and same
+        facts["usage_estimated"] = estimated
+        if estimated:
+            result = "yes, but estimated"
+            evidence += f"; non-streamed says {_usage_text(base_usage)} for the same text"
+        else:
+            result = "yes"
+            evidence += " (matches non-streamed)"
+    rows.append(Row("stream_usage", usage_label, result, True, evidence))
+    return rows, facts
+
+
+def pick_stop(text: str) -> str | None:
+    """Choose a stop string from a baseline answer: a word from its middle (pure).
+
+    The word must not start the text (so something comes before it) and must occur there
+    first, so the expected output, cut at the stop text, is known.
+
+    Args:
+        text: The baseline answer (temperature 0 and a fixed seed, so it repeats).
+
+    Returns:
+        The stop string, or None if the text has no usable word.
+    """
+    words = [
+        m.group(0)
+        for m in re.finditer(r"[A-Za-z]{3,}", text)
+        if m.start() > 0 and text.find(m.group(0)) == m.start()
+    ]
+    return words[len(words) // 2] if words else None
+
+
+def judge_stop(baseline: str, stop: str, ex: Exchange) -> Judged:
+    """Judge ``stop``: honoured, and whether the stop text is kept in the output.
+
+    Args:
+        baseline: The answer to the same request without ``stop``.
+        stop: The stop string sent (found in ``baseline``).
+        ex: The request with ``stop``.
+    """
+    if ex.status is None:
+        return _lost(ex, "stop", "stop sequences", "stop_honoured", "stop_included")
+
+    def verdict(
+        result: str,
+        supported: bool | None,
+        evidence: str,
+        honoured: bool | None,
+        included: bool | None,
+    ) -> Judged:
+        return _verdict(
+            "stop",
+            "stop sequences",
+            result,
+            supported,
+            evidence,
+            stop_honoured=honoured,
+            stop_included=included,
+        )
+
+    got = ex.content()
+    if not ex.ok or got is None:
+        return verdict("error", False, f"stop={[stop]}: {ex.summary()}", False, None)
+    finish = ex.finish_reason()
+    before = baseline[: baseline.find(stop)]
+    evidence = f"stop={json.dumps([stop])} → {_quote(got)} (finish {finish})"
+    if got.rstrip() == before.rstrip():
+        return verdict("honoured, stop text excluded", True, evidence, True, False)
+    if got.rstrip() == (before + stop).rstrip():
+        return verdict("honoured, stop text included", True, evidence, True, True)
+    if got == baseline or (stop in got and not got.rstrip().endswith(stop)):
+        return verdict("ignored", False, evidence + "; output ran past it", False, None)
+    if finish == "stop" and len(got) < len(baseline):
+        included = got.rstrip().endswith(stop)
+        kept = "included" if included else "excluded"
+        evidence += "; output differs from the unstopped answer (not deterministic?)"
+        return verdict(f"honoured?, stop text {kept}", True, evidence, True, included)
+    return verdict("unclear", None, evidence, None, None)
+
+
+def judge_max_tokens(ex: Exchange, limit: int) -> Judged:
+    """Judge ``max_tokens``: output cut at the limit with ``finish_reason: length``."""
+    label = "max_tokens"
+    failed = _failed(ex, "max_tokens", label, "max_tokens_honoured")
+    if failed is not None:
+        return failed
+    used = (ex.usage() or {}).get("completion_tokens")
+    finish = ex.finish_reason()
+    evidence = (
+        f"max_tokens={limit} → {used if used is not None else '?'} tokens, "
+        f"{_quote(ex.content())}, finish {finish}"
+    )
+    if not (used is None or (isinstance(used, int) and used <= limit)):
+        return _verdict("max_tokens", label, "ignored", False, evidence, max_tokens_honoured=False)
+    result = "honoured (finish length)" if finish == "length" else f"honoured, finish {finish}"
+    return _verdict("max_tokens", label, result, True, evidence, max_tokens_honoured=True)
+
+
+def judge_seed(first: Exchange, again: Exchange, other: Exchange) -> Judged:
+    """Judge ``seed``: same seed twice at temperature 1 → same text? Another seed → other?"""
+    label = "seed (temperature 1)"
+    lost = next((e for e in (first, again, other) if e.status is None), None)
+    if lost is not None:
+        return _lost(lost, "seed", label, "seed_deterministic")
+    bad = next((e for e in (first, again, other) if not e.ok), None)
+    if bad is not None:
+        return _verdict("seed", label, "error", False, bad.summary(), seed_deterministic=None)
+    a, b, c = first.content(), again.content(), other.content()
+    evidence = f"seed {SEED} twice → {_quote(a, 40)} / {_quote(b, 40)}; seed {SEED + 1} → "
+    evidence += _quote(c, 40)
+    if a != b:
+        return _verdict(
+            "seed", label, "not deterministic", False, evidence, seed_deterministic=False
+        )
+    if a == c:
+        result = "repeatable, but another seed gave the same text"
+        evidence += " (sampling may ignore temperature or seed)"
+        return _verdict("seed", label, result, None, evidence, seed_deterministic=None)
+    return _verdict("seed", label, "deterministic", True, evidence, seed_deterministic=True)
+
+
+def judge_logprobs(ex: Exchange) -> Judged:
+    """Judge ``logprobs`` + ``top_logprobs``."""
+    label = "logprobs (top_logprobs 2)"
+    failed = _failed(ex, "logprobs", label, "logprobs")
+    if failed is not None:
+        return failed
+    logprobs = ex.first_choice().get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if isinstance(content, list) and content:
+        first = content[0] if isinstance(content[0], dict) else {}
+        top = first.get("top_logprobs")
+        tops = len(top) if isinstance(top, list) else 0
+        evidence = (
+            f"{len(content)} tokens, first {json.dumps(first.get('token'), ensure_ascii=False)} "
+            f"logprob {first.get('logprob')}, {tops} top_logprobs"
+        )
+        return _verdict("logprobs", label, "yes", True, evidence, logprobs=True)
+    if isinstance(logprobs, dict) and logprobs.get("tokens"):
+        evidence = "tokens/token_logprobs lists"
+        return _verdict("logprobs", label, "yes (legacy format)", True, evidence, logprobs=True)
+    evidence = f"{ex.status}, logprobs {json.dumps(logprobs)}"
+    return _verdict("logprobs", label, "no", False, evidence, logprobs=False)
+
+
+def judge_n(ex: Exchange) -> Judged:
+    """Judge ``n: 2``."""
+    label = "n=2"
+    failed = _failed(ex, "n", label, "n")
+    if failed is not None:
+        return failed
+    count = len(ex.choices())
+    if count >= 2:
+        return _verdict("n", label, "yes", True, f"{count} choices", n=True)
+    return _verdict("n", label, "ignored", False, f"{ex.status}, {count} choice", n=False)
+
+
+def judge_json_mode(ex: Exchange) -> Judged:
+    """Judge ``response_format: {"type": "json_object"}``."""
+    label = "JSON mode (json_object)"
+    failed = _failed(ex, "json_mode", label, "json_mode")
+    if failed is not None:
+        return failed
+    text = ex.content()
+    finish = ex.finish_reason()
+    evidence = f"{_quote(text)} (finish {finish})"
+    if _parse_json(text)[0]:
+        return _verdict("json_mode", label, "yes", True, evidence, json_mode=True)
+    if text is not None and text.lstrip().startswith("{") and finish == "length":
+        result = "probably (JSON cut by max_tokens)"
+        return _verdict("json_mode", label, result, True, evidence, json_mode=True)
+    return _verdict("json_mode", label, "ignored (not JSON)", False, evidence, json_mode=False)
+
+
+def judge_json_schema(native: Exchange, object_schema: Exchange) -> Judged:
+    """Judge OpenAI's ``json_schema`` and llama.cpp's ``json_object`` + ``schema``.
+
+    Args:
+        native: ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``.
+        object_schema: ``{"type": "json_object", "schema": ...}``.
+    """
+    rows: list[Row] = []
+    results: list[bool | None] = []
+    for key, label, ex in (
+        ("json_schema", "json_schema (OpenAI style)", native),
+        ("json_object_schema", "json_object + schema (llama.cpp style)", object_schema),
+    ):
+        text = ex.content()
+        if ex.status is None:
+            rows.append(Row(key, label, "no answer", None, ex.summary()))
+            results.append(None)
+        elif not ex.ok:
+            rows.append(Row(key, label, f"no ({ex.status or 'no answer'})", False, ex.summary()))
+            results.append(False)
+        elif _is_city(_parse_json(text)[1]):
+            evidence = f"{_quote(text)} (finish {ex.finish_reason()})"
+            rows.append(Row(key, label, "yes (schema followed)", True, evidence))
+            results.append(True)
+        else:
+            evidence = f"{ex.status}, {_quote(text)} does not follow the schema"
+            rows.append(Row(key, label, "ignored", False, evidence))
+            results.append(False)
+    support: str | None
+    if results[0] or results[0] is None:
+        support = "native" if results[0] else None
+    elif results[1] is None:
+        support = None
+    else:
+        support = "json_object_schema" if results[1] else "none"
+    return rows, {
+        "json_schema": support,
+        "json_schema_native": results[0],
+        "json_object_schema": results[1],
+    }
+
+
+def _is_city(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("city"), str)
+
+
+def _prompt_tokens(ex: Exchange) -> int | None:
+    tokens = (ex.usage() or {}).get("prompt_tokens") if ex.ok else None
+    return tokens if isinstance(tokens, int) else None
+
+
+def judge_image(
+    as_string: Exchange, text_parts: Exchange, with_image: Exchange, data_url: str
+) -> Judged:
+    """Judge content parts and image input (a red PNG as a data URL), partly by heuristics.
+
+    A server can refuse the image (an error), read it, or accept it and drop it or paste it
+    into the prompt as text. Reading is told apart only by the answer naming the colour,
+    and pasting by how many prompt tokens the image adds compared with the data URL's
+    length, so a weak vision model can look like a server that drops images: the verdict
+    says "heuristic".
+
+    Args:
+        as_string: The question with ``content`` as a plain string (control).
+        text_parts: The question as a one-element list of text parts (control).
+        with_image: The question as text part + ``image_url`` part.
+        data_url: The image sent, for its size.
+    """
+    rows: list[Row] = []
+    facts: Facts = {}
+    parts_label = "content as a list of text parts"
+    base_tokens, parts_tokens = _prompt_tokens(as_string), _prompt_tokens(text_parts)
+    if text_parts.status is None:
+        lost_rows, lost_facts = _lost(text_parts, "content_parts", parts_label, "content_parts")
+        rows += lost_rows
+        facts.update(lost_facts)
+    elif not text_parts.ok:
+        rows.append(Row("content_parts", parts_label, "refused", False, text_parts.summary()))
+        facts["content_parts"] = False
+    elif base_tokens is not None and parts_tokens is not None and parts_tokens > base_tokens + 4:
+        evidence = (
+            f"{text_parts.status}, prompt tokens {base_tokens} as a string → {parts_tokens} as "
+            "parts: the list seems pasted into the prompt as text"
+        )
+        rows.append(Row("content_parts", parts_label, "garbled", False, evidence))
+        facts["content_parts"] = False
+    else:
+        counts = f", prompt tokens {base_tokens} → {parts_tokens}" if parts_tokens else ""
+        rows.append(Row("content_parts", parts_label, "yes", True, f"{text_parts.status}{counts}"))
+        facts["content_parts"] = True
+
+    label = "image input (base64 PNG)"
+    if with_image.status is None:
+        lost_rows, lost_facts = _lost(with_image, "image", label, "image_inputs")
+        return rows + lost_rows, {**facts, **lost_facts, "image_verdict": None}
+    if not with_image.ok:
+        evidence = with_image.summary()
+        if text_parts.status is not None and not text_parts.ok:
+            evidence += "; text-only parts fail too: this server wants content as a string"
+        facts.update(image_inputs=False, image_verdict="refused")
+        rows.append(Row("image", label, f"refused ({with_image.status})", False, evidence))
+        return rows, facts
+    answer = with_image.content() or ""
+    image_tokens = _prompt_tokens(with_image)
+    growth = (
+        image_tokens - parts_tokens
+        if image_tokens is not None and parts_tokens is not None
+        else None
+    )
+    evidence = f"{with_image.status}, {_quote(answer, 40)}"
+    if growth is not None:
+        evidence += f"; prompt tokens {parts_tokens} → {image_tokens} with the image"
+    if re.search(r"\bred\b", answer, re.IGNORECASE):
+        facts.update(image_inputs=True, image_verdict="read")
+        rows.append(Row("image", label, "accepted, seems read (says red)", True, evidence))
+        return rows, facts
+    if growth is not None and len(data_url) / 4 <= growth <= len(data_url) * 1.5:
+        # Base64 text costs roughly 1-4 characters a token: about what was added.
+        facts.update(image_inputs=False, image_verdict="as_text")
+        result = "accepted silently, pasted as text? (heuristic)"
+        evidence += f", the data URL has {len(data_url)} characters"
+    elif growth is not None and growth > len(data_url) * 1.5:
+        facts.update(image_inputs=None, image_verdict="unclear")
+        result = "accepted, image tokens added, colour not named (heuristic)"
+    else:
+        facts.update(image_inputs=False, image_verdict="ignored")
+        result = "accepted silently, no sign it was seen (heuristic)"
+    rows.append(Row("image", label, result, facts["image_inputs"], evidence))
+    return rows, facts
+
+
+def _status_text(ex: Exchange) -> str:
+    return ex.summary() if not ex.ok else str(ex.status)
+
+
+def judge_errors(
+    unknown_model: Exchange,
+    malformed: Exchange,
+    wrong_key: Exchange | None,
+    no_key: Exchange | None,
+) -> Judged:
+    """Judge the error statuses: unknown model, malformed JSON, wrong and missing key."""
+    rows: list[Row] = []
+    facts: Facts = {
+        "unknown_model_status": unknown_model.status,
+        "malformed_json_status": malformed.status,
+    }
+    if unknown_model.ok:
+        data = unknown_model.json()
+        echoed = data.get("model") if isinstance(data, dict) else None
+        evidence = f"{unknown_model.status}, answered anyway (response model {_quote(echoed)})"
+        rows.append(
+            Row("error_unknown_model", "error: unknown model", "ignored (200)", False, evidence)
+        )
+    else:
+        fitting = None if unknown_model.status is None else unknown_model.status in (400, 404)
+        rows.append(
+            Row(
+                "error_unknown_model",
+                "error: unknown model",
+                str(unknown_model.status or "no answer"),
+                fitting,
+                unknown_model.summary(),
+            )
+        )
+    fitting = None if malformed.status is None else malformed.status in (400, 422)
+    rows.append(
+        Row(
+            "error_malformed_json",
+            "error: malformed JSON body",
+            str(malformed.status or "no answer"),
+            fitting,
+            malformed.summary() if not malformed.ok else f"{malformed.status}, accepted",
+        )
+    )
+    if wrong_key is None:
+        rows.append(_skipped("error_wrong_key", "error: wrong API key", "no --api-key-env given"))
+        facts["wrong_key_status"] = None
+    else:
+        facts["wrong_key_status"] = wrong_key.status
+        facts["no_key_status"] = no_key.status if no_key is not None else None
+        evidence = f"wrong key: {_status_text(wrong_key)}"
+        if no_key is not None:
+            evidence += f"; no key: {_status_text(no_key)}"
+        result = str(wrong_key.status or "no answer")
+        if wrong_key.ok:
+            result = "accepted (200): the key is not checked"
+        rows.append(
+            Row(
+                "error_wrong_key",
+                "error: wrong API key",
+                result,
+                wrong_key.status in (401, 403),
+                evidence,
+            )
+        )
+    return rows, facts
