@@ -297,6 +297,7 @@ class CustomLLMFields(BaseModel):
             extra[key] = value
         profile = self._server()
         tools = tuple(kwargs.get("tools") or ())
+        self._check_format_can(tools=bool(tools), response_format="response_format" in kwargs)
         tool_choice = adapt_tool_choice(kwargs.get("tool_choice"), tools, profile)
         response_format = kwargs.get("response_format")
         if response_format is not None:
@@ -323,6 +324,20 @@ class CustomLLMFields(BaseModel):
             top_logprobs=kwargs.get("top_logprobs", self.top_logprobs),
         )
         return params, include
+
+    def _check_format_can(self, *, tools: bool, response_format: bool) -> None:
+        """Refuse what the wire format cannot send, rather than drop it silently."""
+        wire = self._wire()
+        if tools and not wire.supports_tools:
+            raise ConfigurationError(
+                f"wire_format {wire.name!r} cannot send tools; use an OpenAI-compatible "
+                "endpoint (wire_format='openai') for tool calling"
+            )
+        if response_format and not wire.supports_response_format:
+            raise ConfigurationError(
+                f"wire_format {wire.name!r} cannot ask for JSON output (response_format); "
+                "use method='function_calling' on a server with tools, or the 'openai' format"
+            )
 
     def _identifying(self) -> dict[str, Any]:
         return {

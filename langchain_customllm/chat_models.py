@@ -115,6 +115,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         Raises:
             ConfigurationError: At bind time, if the server cannot honour ``tool_choice``.
         """
+        self._check_format_can(tools=True, response_format=False)
         profile = self._server()
         formatted = format_tools(tools, profile, strict)
         check_tool_choice(tool_choice, formatted, profile)
@@ -148,6 +149,10 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         """
         if kwargs:
             raise ConfigurationError(f"Unexpected arguments: {sorted(kwargs)}")
+        if method == "function_calling":
+            self._check_format_can(tools=True, response_format=False)
+        elif method in ("json_schema", "json_mode"):
+            self._check_format_can(tools=False, response_format=True)
         return structured_output(
             self,
             self.bind_tools,

@@ -160,6 +160,8 @@ class WireFormat(ABC):
         reports_usage: Whether answers carry token counts.
         keeps_stop_text: Whether the server returns the stop sequence inside the text (TGI);
             then stops are sent even with ``include_stop_sequence``.
+        supports_tools: Whether requests can carry tools and answers tool calls.
+        supports_response_format: Whether requests can ask for JSON / JSON-schema output.
     """
 
     name: ClassVar[str]
@@ -168,6 +170,8 @@ class WireFormat(ABC):
     supports_streaming: ClassVar[bool] = True
     reports_usage: ClassVar[bool] = True
     keeps_stop_text: ClassVar[bool] = False
+    supports_tools: ClassVar[bool] = False
+    supports_response_format: ClassVar[bool] = False
 
     @abstractmethod
     def chat_request(

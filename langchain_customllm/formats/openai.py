@@ -159,6 +159,8 @@ class OpenAIFormat(WireFormat):
 
     name = "openai"
     framing = "sse"
+    supports_tools = True
+    supports_response_format = True
 
     def chat_request(
         self, messages: Sequence[BaseMessage], params: GenerationParams, *, stream: bool

@@ -31,6 +31,17 @@ class TestChatCustomLLMIntegration(ChatModelIntegrationTests):
     def supports_model_override(self) -> bool:
         return True
 
+    # Tools, structured output and JSON mode are tested against llama.cpp started with
+    # --chat_format chatml-function-calling, in test_standard_tools.py; this server runs
+    # the GGUF's own chat template, which ignores tools unless one is forced by name.
+    @property
+    def has_tool_calling(self) -> bool:
+        return False
+
+    @property
+    def has_structured_output(self) -> bool:
+        return False
+
     @property
     def model_override_value(self) -> str:
         # llama.cpp serves one model and echoes the requested name: this proves we send

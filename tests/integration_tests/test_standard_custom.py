@@ -41,3 +41,13 @@ class TestChatCustomLLMCustomFormat(ChatModelIntegrationTests):
             "temperature": 0,
             "seed": 7,
         }
+
+    # The in-house API takes a prompt and returns text: its wire format has no tools and
+    # no JSON mode, and ChatCustomLLM refuses them (ConfigurationError) rather than drop them.
+    @property
+    def has_tool_calling(self) -> bool:
+        return False
+
+    @property
+    def has_structured_output(self) -> bool:
+        return False

@@ -252,3 +252,16 @@ def test_model_profile_reflects_the_server() -> None:
         "tool_choice": True,
         "tool_call_streaming": True,
     }
+
+
+@pytest.mark.parametrize("wire_format", ["tgi", "ollama"])
+def test_formats_without_tools_refuse_them(wire_format: str) -> None:
+    llm = ChatCustomLLM(model="m", wire_format=wire_format)
+    with pytest.raises(ConfigurationError, match="cannot send tools"):
+        llm.bind_tools([GetWeather])
+    with pytest.raises(ConfigurationError, match="cannot ask for JSON output"):
+        llm.with_structured_output(Person)
+    with pytest.raises(ConfigurationError, match="cannot send tools"):
+        llm.with_structured_output(Person, method="function_calling")
+    with pytest.raises(ConfigurationError, match="cannot send tools"):
+        llm.invoke("q", tools=[{"type": "function", "function": {"name": "f"}}])
