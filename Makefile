@@ -44,11 +44,12 @@ faults: setup
 test: unit integration faults
 
 ## Benchmark: ours vs raw httpx vs ChatOpenAI on a loopback stub, plus llama.cpp end to end
-## and a profile; a few minutes; writes bench/RESULTS.md. Installs the bench extra first.
+## and a profile; writes bench/RESULTS.md. Installs the bench extra first. BENCH_ARGS=--quick
+## for a smaller run.
 .PHONY: bench
 bench: setup $(VENV)/.bench-installed
-	$(PY) bench/run.py
-	$(PY) bench/prof.py
+	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/prof.py $(BENCH_ARGS)
 
 $(VENV)/.bench-installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[bench]'
