@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -22,6 +24,8 @@ from langchain_customllm.formats.base import WireRequest
 from langchain_customllm.pricing import sum_costs
 
 __all__ = ["CustomLLM"]
+
+_MAX_THREADS = 16
 
 
 class CustomLLM(CustomLLMFields, LLM):
@@ -136,13 +140,18 @@ class CustomLLM(CustomLLMFields, LLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        generations: list[Generation] = []
-        for prompt in prompts:
+        def one(prompt: str) -> Generation:
             if self.streaming:
-                chunks = list(self._stream(prompt, stop, run_manager, **kwargs))
-                generations.append(self._merge_chunks(chunks))
-            else:
-                generations.append(self._generation(self._complete(prompt, stop, kwargs)))
+                return self._merge_chunks(list(self._stream(prompt, stop, run_manager, **kwargs)))
+            return self._generation(self._complete(prompt, stop, kwargs))
+
+        # batch() hands us all its prompts at once: send them side by side, not in turn
+        # (the pooled client is thread-safe; core already caps the batch at max_concurrency).
+        if len(prompts) == 1:
+            generations = [one(prompts[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(prompts), _MAX_THREADS)) as pool:
+                generations = list(pool.map(one, prompts))
         return self._llm_result(generations, kwargs.get("model", self.model))
 
     async def _agenerate(
@@ -152,14 +161,14 @@ class CustomLLM(CustomLLMFields, LLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        generations: list[Generation] = []
-        for prompt in prompts:
+        async def one(prompt: str) -> Generation:
             if self.streaming:
                 chunks = [c async for c in self._astream(prompt, stop, run_manager, **kwargs)]
-                generations.append(self._merge_chunks(chunks))
-            else:
-                piece = await self._acomplete(prompt, stop, kwargs)
-                generations.append(self._generation(piece))
+                return self._merge_chunks(chunks)
+            return self._generation(await self._acomplete(prompt, stop, kwargs))
+
+        # abatch() hands us all its prompts at once: they go out concurrently.
+        generations = list(await asyncio.gather(*(one(prompt) for prompt in prompts)))
         return self._llm_result(generations, kwargs.get("model", self.model))
 
     def _stream(

@@ -140,3 +140,51 @@ def test_async_works_across_event_loops(server: FakeServer) -> None:
     llm = server.llm()
     assert asyncio.run(llm.ainvoke("1")) == " a"
     assert asyncio.run(llm.ainvoke("2")) == " b"
+
+
+def _counting_handler(state: dict[str, int]) -> Any:
+    import threading
+    import time
+
+    import httpx
+
+    lock = threading.Lock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.05)  # long enough for the other requests to overlap, if sent together
+        with lock:
+            state["now"] -= 1
+        return httpx.Response(200, json=completion_body(" x"))
+
+    return handler
+
+
+def test_batch_sends_prompts_side_by_side() -> None:
+    import httpx
+
+    state = {"now": 0, "max": 0}
+    client = httpx.Client(transport=httpx.MockTransport(_counting_handler(state)))
+    llm = CustomLLM(model="m", http_client=client)
+    assert llm.batch(["a", "b", "c", "d"]) == [" x"] * 4
+    assert state["max"] > 1
+
+
+async def test_abatch_sends_prompts_concurrently() -> None:
+    import httpx
+
+    state = {"now": 0, "max": 0}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        state["now"] += 1
+        state["max"] = max(state["max"], state["now"])
+        await asyncio.sleep(0.02)
+        state["now"] -= 1
+        return httpx.Response(200, json=completion_body(" y"))
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    llm = CustomLLM(model="m", http_async_client=client)
+    assert await llm.abatch(["a", "b", "c", "d"]) == [" y"] * 4
+    assert state["max"] == 4
