@@ -58,7 +58,7 @@ def demo() -> int:
     print(f"invoke usage: {answer.usage_metadata}")
 
     # Stop sequences are enforced identically however the text is chunked.
-    cut = llm.invoke(question, stop=["Paris"])
+    cut = llm.invoke([("system", "Be brief."), ("human", question)], stop=["Paris"])
     reason = cut.response_metadata["finish_reason"]
     print(f"\nstop=['Paris'] -> {cut.content!r} (finish_reason={reason})")
 
