@@ -15,6 +15,7 @@ twins that differ only by ``await``: `send` / `asend` and `stream` / `astream`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
@@ -61,6 +62,13 @@ _LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 _USER_AGENT = "langchain-customllm/0.1"
 
 
+@functools.lru_cache(maxsize=1)
+def _default_ssl_context() -> ssl.SSLContext:
+    # httpx builds a context (loading the whole CA bundle, 40-80 ms) for every client it
+    # creates, and we create one async client per event loop: build it once, share it.
+    return httpx.create_ssl_context()
+
+
 def _ssl_context(verify: bool | str, cert: str | tuple[str, str] | None) -> ssl.SSLContext | bool:
     """TLS settings for our clients: system CAs by default, a CA bundle, and mTLS."""
     if verify is False:
@@ -68,7 +76,7 @@ def _ssl_context(verify: bool | str, cert: str | tuple[str, str] | None) -> ssl.
             raise ConfigurationError("cert (mTLS) needs TLS verification: leave verify on")
         return False
     if verify is True and cert is None:
-        return True
+        return _default_ssl_context()
     try:
         context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
         if cert is not None:

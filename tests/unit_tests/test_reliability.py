@@ -100,7 +100,12 @@ def test_cleartext_key_to_a_remote_host_warns_once(caplog: pytest.LogCaptureFixt
 
 def test_tls_verification_is_on_by_default() -> None:
     client = ChatCustomLLM(model="m", base_url="https://x.test/v1")._client()
-    assert client._ssl is True
+    context = client._ssl
+    assert not isinstance(context, bool)
+    assert context.verify_mode.name == "CERT_REQUIRED"
+    assert context.check_hostname is True
+    # One context, loaded once, shared by every client.
+    assert ChatCustomLLM(model="n")._client()._ssl is context
 
 
 def test_tls_off_and_bad_files() -> None:
