@@ -88,11 +88,6 @@ class Assembler:
         self._tool_seen: dict[int, tuple[str | None, str | None]] = {}
 
     @property
-    def done(self) -> bool:
-        """True once the server said the stream is over (no need to read further)."""
-        return self._saw_done
-
-    @property
     def text_so_far(self) -> str:
         """All answer text emitted so far (attached to errors raised mid-stream)."""
         return "".join(self._emitted)

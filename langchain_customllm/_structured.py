@@ -59,10 +59,6 @@ def _is_pydantic(schema: Any) -> bool:
     return isinstance(schema, type) and is_basemodel_subclass(schema)
 
 
-def _schema_name(schema: Any, tool: dict[str, Any]) -> str:
-    return str(tool["function"]["name"])
-
-
 def structured_output(
     llm: Runnable[LanguageModelInput, AIMessage],
     bind_tools: Callable[..., Runnable[LanguageModelInput, AIMessage]],
@@ -87,7 +83,7 @@ def structured_output(
     """
     pydantic = _is_pydantic(schema)
     tool = convert_to_openai_tool(schema, strict=strict)
-    name = _schema_name(schema, tool)
+    name = str(tool["function"]["name"])
     ls_format = {"kwargs": {"method": method, "strict": strict}, "schema": tool}
     parser: Runnable[Any, Any]
     if method == "function_calling":
