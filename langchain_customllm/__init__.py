@@ -5,37 +5,79 @@ httpx client and a pluggable wire format (OpenAI-compatible by default). Every e
 raise is a `CustomLLMError` subclass.
 """
 
-from langchain_customllm._exceptions import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    ConfigurationError,
-    ConflictError,
-    ContextLengthExceededError,
-    CustomLLMError,
-    InternalServerError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    RequestTimeoutError,
-    ResponseError,
-    StreamError,
-    StreamTimeoutError,
-)
-from langchain_customllm.chat_models import ChatCustomLLM
-from langchain_customllm.config import load_models
-from langchain_customllm.formats import (
-    ChatTemplate,
-    CustomFormat,
-    WireFormat,
-    get_format,
-    register_format,
-)
-from langchain_customllm.llms import CustomLLM
-from langchain_customllm.pricing import Cost, Pricing, PricingTable, cost_for
-from langchain_customllm.usage import ModelUsage, UsageTracker, track_usage
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_customllm._exceptions import (
+        APIConnectionError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        ConfigurationError,
+        ConflictError,
+        ContextLengthExceededError,
+        CustomLLMError,
+        InternalServerError,
+        NotFoundError,
+        PermissionDeniedError,
+        RateLimitError,
+        RequestTimeoutError,
+        ResponseError,
+        StreamError,
+        StreamTimeoutError,
+    )
+    from langchain_customllm.chat_models import ChatCustomLLM
+    from langchain_customllm.config import load_models
+    from langchain_customllm.formats import (
+        ChatTemplate,
+        CustomFormat,
+        WireFormat,
+        get_format,
+        register_format,
+    )
+    from langchain_customllm.llms import CustomLLM
+    from langchain_customllm.pricing import Cost, Pricing, PricingTable, cost_for
+    from langchain_customllm.usage import ModelUsage, UsageTracker, track_usage
+
+# Public names and the module each lives in, imported on first access: `import
+# langchain_customllm` stays cheap, and using `ChatCustomLLM` does not load the text model,
+# the config loader or the usage tracker (langchain-core's own packages work the same way).
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "APIConnectionError",
+            "APIStatusError",
+            "APITimeoutError",
+            "AuthenticationError",
+            "BadRequestError",
+            "ConfigurationError",
+            "ConflictError",
+            "ContextLengthExceededError",
+            "CustomLLMError",
+            "InternalServerError",
+            "NotFoundError",
+            "PermissionDeniedError",
+            "RateLimitError",
+            "RequestTimeoutError",
+            "ResponseError",
+            "StreamError",
+            "StreamTimeoutError",
+        ],
+        "_exceptions",
+    ),
+    "ChatCustomLLM": "chat_models",
+    "CustomLLM": "llms",
+    "load_models": "config",
+    **dict.fromkeys(
+        ["ChatTemplate", "CustomFormat", "WireFormat", "get_format", "register_format"], "formats"
+    ),
+    **dict.fromkeys(["Cost", "Pricing", "PricingTable", "cost_for"], "pricing"),
+    **dict.fromkeys(["ModelUsage", "UsageTracker", "track_usage"], "usage"),
+}
 
 __version__ = "0.1.0"
 
@@ -74,3 +116,16 @@ __all__ = [
     "register_format",
     "track_usage",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -23,17 +23,10 @@ import ssl
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import SecretStr
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-)
 
 from langchain_customllm._exceptions import (
     ConfigurationError,
@@ -47,8 +40,12 @@ from langchain_customllm._exceptions import (
     request_id_of,
 )
 from langchain_customllm._framing import Framing, SSEEvent, make_decoder
+from langchain_customllm._json import loads
 from langchain_customllm._retry import retry_delay_for
 from langchain_customllm.formats.base import WireRequest
+
+if TYPE_CHECKING:  # tenacity is imported on the first retry only (it costs ~10 ms to import)
+    from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 __all__ = ["ProviderClient"]
 
@@ -60,6 +57,8 @@ Describe = Callable[[Any], str | None] | None
 _MIN_SECRET = 8
 _LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 _USER_AGENT = "langchain-customllm/0.1"
+_STREAM_ACCEPT = "text/event-stream, application/x-ndjson, */*"
+_T = TypeVar("_T")
 
 
 @functools.lru_cache(maxsize=1)
@@ -159,6 +158,30 @@ class _FirstBytes:
         return raw
 
 
+class _QuietCookies(httpx.Cookies):
+    """A cookie jar that parses a response only when it sets cookies.
+
+    httpx hands every response to ``http.cookiejar`` (building urllib request and response
+    adapters), which costs ~25-60 µs a call here even when there is no ``Set-Cookie``.
+    Cookies that are set are kept and sent back exactly as before (sticky load balancers).
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
+
+
+_C = TypeVar("_C", httpx.Client, httpx.AsyncClient)
+
+
+def _quiet_cookies(client: _C) -> _C:
+    """Give a client we own the `_QuietCookies` jar (left as is if httpx changes inside)."""
+    if type(getattr(client, "_cookies", None)) is httpx.Cookies:
+        client._cookies = _QuietCookies()
+    return client
+
+
 def _with_id(error: CustomLLMError, request_id: str | None) -> CustomLLMError:
     if error.request_id is None:
         error.request_id = request_id
@@ -221,6 +244,7 @@ class ProviderClient:
         self._headers = self._build_headers(
             api_key, api_key_header, api_key_scheme, default_headers
         )
+        self._targets: dict[str, httpx.URL] = {}
         self._user_client = http_client
         self._user_async_client = http_async_client
         self._sync_client: httpx.Client | None = None
@@ -273,20 +297,24 @@ class ProviderClient:
     def _url(self, request: WireRequest) -> str:
         return f"{self.base_url}{request.path}"
 
-    def _encode(self, request: WireRequest, stream: bool) -> tuple[dict[str, str], bytes]:
-        headers = self._headers
-        if request.headers or stream:
-            headers = {**headers, **request.headers}
-            if stream:
-                headers["accept"] = "text/event-stream, application/x-ndjson, */*"
+    def _target(self, request: WireRequest) -> httpx.URL:
+        # httpx parses a string URL on every request (~20 µs); a parsed one is reused.
+        target = self._targets.get(request.path)
+        if target is None:
+            if len(self._targets) >= 64:  # paths that embed per-call values: stay bounded
+                self._targets.clear()
+            target = self._targets[request.path] = httpx.URL(self._url(request))
+        return target
+
+    @staticmethod
+    def _encode(request: WireRequest) -> bytes:
         try:
-            content = json.dumps(request.body, separators=(",", ":")).encode()
+            return json.dumps(request.body, separators=(",", ":")).encode()
         except (TypeError, ValueError) as exc:
             raise ResponseError(
                 f"The request body cannot be encoded as JSON ({exc}); check extra_body and "
                 "per-call keyword arguments"
             ) from exc
-        return headers, content
 
     def _check(self, response: httpx.Response, content: bytes, describe: Describe) -> None:
         if response.status_code >= 400:
@@ -297,7 +325,7 @@ class ProviderClient:
     @staticmethod
     def _decode_json(content: bytes, url: str) -> Any:
         try:
-            return json.loads(content)
+            return loads(content)
         except ValueError as exc:
             text = content[:300].decode("utf-8", errors="replace")
             raise ResponseError(
@@ -320,6 +348,8 @@ class ProviderClient:
         return delay
 
     def _retrying(self) -> Retrying:
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
         return Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
             wait=self._wait,
@@ -329,6 +359,8 @@ class ProviderClient:
         )
 
     def _aretrying(self) -> AsyncRetrying:
+        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
         return AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1),
             wait=self._wait,
@@ -390,7 +422,13 @@ class ProviderClient:
         if self._user_client is not None:
             return self._user_client
         if self._sync_client is None:
-            self._sync_client = httpx.Client(timeout=self.timeout, limits=_LIMITS, verify=self._ssl)
+            # Our headers and timeout live on the clients we own, so requests carry only
+            # their own extras (httpx merges per-request headers and timeouts on every call).
+            self._sync_client = _quiet_cookies(
+                httpx.Client(
+                    headers=self._headers, timeout=self.timeout, limits=_LIMITS, verify=self._ssl
+                )
+            )
         return self._sync_client
 
     def _aclient(self) -> httpx.AsyncClient:
@@ -399,9 +437,33 @@ class ProviderClient:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
-            client = httpx.AsyncClient(timeout=self.timeout, limits=_LIMITS, verify=self._ssl)
+            client = _quiet_cookies(
+                httpx.AsyncClient(
+                    headers=self._headers, timeout=self.timeout, limits=_LIMITS, verify=self._ssl
+                )
+            )
             self._async_clients[loop] = client
         return client
+
+    def _request_options(
+        self, request: WireRequest, *, stream: bool, user_client: bool
+    ) -> dict[str, Any]:
+        """Per-request ``headers``/``timeout`` for ``build_request``: only what differs.
+
+        A client the user passed in knows nothing of ours, so it gets all of them.
+        """
+        options: dict[str, Any] = {}
+        if user_client:
+            headers = {**self._headers, **request.headers}
+            options["timeout"] = self.timeout
+        elif request.headers or stream:
+            headers = dict(request.headers)
+        else:
+            return options
+        if stream:
+            headers["accept"] = _STREAM_ACCEPT
+        options["headers"] = headers
+        return options
 
     def close(self) -> None:
         """Close the pooled sync client (a user-provided one is left open)."""
@@ -415,37 +477,92 @@ class ProviderClient:
         if client is not None:
             await client.aclose()
 
+    # ----------------------------------------------------------------- retries
+
+    def _should_retry(self, error: CustomLLMError) -> bool:
+        return self.max_retries > 0 and _can_retry(error)
+
+    def _again(self, failed: CustomLLMError, attempt_once: Callable[[], _T]) -> _T:
+        """Retry after a failed first attempt, under the same tenacity policy.
+
+        The first attempt runs without tenacity (most calls succeed, and tenacity's
+        bookkeeping costs ~25 µs a call); tenacity is entered only after a retryable failure,
+        which is replayed as its first attempt, so delays, logging and the attempt count are
+        those of one policy.
+        """
+        first: CustomLLMError | None = failed
+        for attempt in self._retrying():
+            with attempt:
+                if first is not None:
+                    error, first = first, None
+                    raise error
+                return attempt_once()
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _aagain(
+        self, failed: CustomLLMError, attempt_once: Callable[[], Awaitable[_T]]
+    ) -> _T:
+        """Async twin of `_again`."""
+        first: CustomLLMError | None = failed
+        async for attempt in self._aretrying():
+            with attempt:
+                if first is not None:
+                    error, first = first, None
+                    raise error
+                return await attempt_once()
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
     # ----------------------------------------------------------------- I/O twins
 
     def send(self, request: WireRequest, describe: Describe = None) -> Any:
         """POST a request and return the decoded JSON answer, retrying per policy."""
         url = self._url(request)
-        headers, content = self._encode(request, stream=False)
-        for attempt in self._retrying():
-            with attempt:
-                try:
-                    response = self._client().request(
-                        request.method, url, headers=headers, content=content, timeout=self.timeout
-                    )
-                except httpx.HTTPError as exc:
-                    raise error_from_httpx(exc, url) from exc
-                self._check(response, response.content, describe)
-        return self._decode_json(response.content, url)
+        target = self._target(request)
+        content = self._encode(request)
+        client = self._client()
+        options = self._request_options(
+            request, stream=False, user_client=self._user_client is not None
+        )
+
+        def attempt_once() -> Any:
+            try:
+                response = client.request(request.method, target, content=content, **options)
+            except httpx.HTTPError as exc:
+                raise error_from_httpx(exc, url) from exc
+            self._check(response, response.content, describe)
+            return self._decode_json(response.content, url)
+
+        try:
+            return attempt_once()
+        except CustomLLMError as error:
+            if not self._should_retry(error):
+                raise
+            return self._again(error, attempt_once)
 
     async def asend(self, request: WireRequest, describe: Describe = None) -> Any:
         """Async twin of `send`."""
         url = self._url(request)
-        headers, content = self._encode(request, stream=False)
-        async for attempt in self._aretrying():
-            with attempt:
-                try:
-                    response = await self._aclient().request(
-                        request.method, url, headers=headers, content=content, timeout=self.timeout
-                    )
-                except httpx.HTTPError as exc:
-                    raise error_from_httpx(exc, url) from exc
-                self._check(response, response.content, describe)
-        return self._decode_json(response.content, url)
+        target = self._target(request)
+        content = self._encode(request)
+        client = self._aclient()
+        options = self._request_options(
+            request, stream=False, user_client=self._user_async_client is not None
+        )
+
+        async def attempt_once() -> Any:
+            try:
+                response = await client.request(request.method, target, content=content, **options)
+            except httpx.HTTPError as exc:
+                raise error_from_httpx(exc, url) from exc
+            self._check(response, response.content, describe)
+            return self._decode_json(response.content, url)
+
+        try:
+            return await attempt_once()
+        except CustomLLMError as error:
+            if not self._should_retry(error):
+                raise
+            return await self._aagain(error, attempt_once)
 
     def stream(
         self,
@@ -462,33 +579,37 @@ class ProviderClient:
         so errors raised later (by the caller's parsing, too) can name it.
         """
         url = self._url(request)
-        headers, content = self._encode(request, stream=True)
+        target = self._target(request)
+        content = self._encode(request)
         client = self._client()
-        response: httpx.Response | None = None
-        for attempt in self._retrying():
-            with attempt:
+        options = self._request_options(
+            request, stream=True, user_client=self._user_client is not None
+        )
+
+        def open_once() -> httpx.Response:
+            try:
+                response = client.send(
+                    client.build_request(request.method, target, content=content, **options),
+                    stream=True,
+                )
+            except httpx.HTTPError as exc:
+                raise error_from_httpx(exc, url) from exc
+            if response.status_code >= 400:
                 try:
-                    response = client.send(
-                        client.build_request(
-                            request.method,
-                            url,
-                            headers=headers,
-                            content=content,
-                            timeout=self.timeout,
-                        ),
-                        stream=True,
-                    )
-                except httpx.HTTPError as exc:
-                    raise error_from_httpx(exc, url) from exc
-                if response.status_code >= 400:
-                    try:
-                        body = response.read()
-                    except httpx.HTTPError:
-                        body = b""
-                    finally:
-                        response.close()
-                    self._check(response, body, describe)
-        assert response is not None
+                    body = response.read()
+                except httpx.HTTPError:
+                    body = b""
+                finally:
+                    response.close()
+                self._check(response, body, describe)
+            return response
+
+        try:
+            response = open_once()
+        except CustomLLMError as error:
+            if not self._should_retry(error):
+                raise
+            response = self._again(error, open_once)
         request_id = self._opened(response, framing, url, info)
         decoder = make_decoder(framing)
         watch = _IdleWatch(self.stream_chunk_timeout)
@@ -521,33 +642,37 @@ class ProviderClient:
     ) -> AsyncGenerator[SSEEvent, None]:
         """Async twin of `stream`."""
         url = self._url(request)
-        headers, content = self._encode(request, stream=True)
+        target = self._target(request)
+        content = self._encode(request)
         client = self._aclient()
-        response: httpx.Response | None = None
-        async for attempt in self._aretrying():
-            with attempt:
+        options = self._request_options(
+            request, stream=True, user_client=self._user_async_client is not None
+        )
+
+        async def open_once() -> httpx.Response:
+            try:
+                response = await client.send(
+                    client.build_request(request.method, target, content=content, **options),
+                    stream=True,
+                )
+            except httpx.HTTPError as exc:
+                raise error_from_httpx(exc, url) from exc
+            if response.status_code >= 400:
                 try:
-                    response = await client.send(
-                        client.build_request(
-                            request.method,
-                            url,
-                            headers=headers,
-                            content=content,
-                            timeout=self.timeout,
-                        ),
-                        stream=True,
-                    )
-                except httpx.HTTPError as exc:
-                    raise error_from_httpx(exc, url) from exc
-                if response.status_code >= 400:
-                    try:
-                        body = await response.aread()
-                    except httpx.HTTPError:
-                        body = b""
-                    finally:
-                        await response.aclose()
-                    self._check(response, body, describe)
-        assert response is not None
+                    body = await response.aread()
+                except httpx.HTTPError:
+                    body = b""
+                finally:
+                    await response.aclose()
+                self._check(response, body, describe)
+            return response
+
+        try:
+            response = await open_once()
+        except CustomLLMError as error:
+            if not self._should_retry(error):
+                raise
+            response = await self._aagain(error, open_once)
         request_id = self._opened(response, framing, url, info)
         decoder = make_decoder(framing)
         watch = _IdleWatch(self.stream_chunk_timeout)

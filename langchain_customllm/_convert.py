@@ -132,6 +132,9 @@ def piece_to_chat_chunk(piece: Piece) -> ChatGenerationChunk:
     They are `UsageSafeChunk`s, so core's n-ary merge survives the float costs.
     """
     if not piece.final:
+        if not piece.reasoning and not piece.tool_calls:
+            # Most chunks are text only: build them with no empty fields for core to check.
+            return UsageSafeChunk(message=AIMessageChunk(content=piece.text, id=piece.id))
         return UsageSafeChunk(
             message=AIMessageChunk(
                 content=piece.text,

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_customllm._exceptions import ConfigurationError
@@ -213,6 +212,8 @@ class PricingTable:
         except OSError as exc:
             raise ConfigurationError(f"Cannot read pricing table {path}: {exc}") from None
         kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        import yaml  # only for files: PyYAML costs ~30 ms to import
+
         try:
             data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
         except (ValueError, yaml.YAMLError) as exc:

@@ -1,8 +1,14 @@
 """Wire formats: how each family of servers spells requests and answers.
 
 Select one by name with ``wire_format="openai"`` (the default), or pass a `WireFormat`
-instance. See `langchain_customllm.formats.base` for the interface.
+instance. See `langchain_customllm.formats.base` for the interface. The format classes
+are imported when first used (``from langchain_customllm.formats import TGIFormat``).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from langchain_customllm.formats.base import (
     GenerationParams,
@@ -13,11 +19,22 @@ from langchain_customllm.formats.base import (
     get_format,
     register_format,
 )
-from langchain_customllm.formats.custom import CustomFormat, CustomFormatConfig
-from langchain_customllm.formats.ollama import OllamaFormat
-from langchain_customllm.formats.openai import OpenAIFormat
-from langchain_customllm.formats.prompt import ChatTemplate
-from langchain_customllm.formats.tgi import TGIFormat
+
+if TYPE_CHECKING:
+    from langchain_customllm.formats.custom import CustomFormat, CustomFormatConfig
+    from langchain_customllm.formats.ollama import OllamaFormat
+    from langchain_customllm.formats.openai import OpenAIFormat
+    from langchain_customllm.formats.prompt import ChatTemplate
+    from langchain_customllm.formats.tgi import TGIFormat
+
+_LAZY = {
+    "ChatTemplate": "prompt",
+    "CustomFormat": "custom",
+    "CustomFormatConfig": "custom",
+    "OllamaFormat": "ollama",
+    "OpenAIFormat": "openai",
+    "TGIFormat": "tgi",
+}
 
 __all__ = [
     "ChatTemplate",
@@ -34,3 +51,16 @@ __all__ = [
     "get_format",
     "register_format",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

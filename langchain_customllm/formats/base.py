@@ -12,6 +12,7 @@ and register it with `register_format`.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,7 +74,15 @@ class GenerationParams:
 
 @dataclass(frozen=True)
 class WireRequest:
-    """A request ready to send: path relative to ``base_url``, JSON body, extra headers."""
+    """A request ready to send: path relative to ``base_url``, JSON body, extra headers.
+
+    Attributes:
+        path: Path appended to ``base_url``, starting with ``/`` (``/chat/completions``).
+        body: The JSON body.
+        method: The HTTP method.
+        headers: Extra headers for this request (the key and ``default_headers`` are added
+            by the client).
+    """
 
     path: str
     body: dict[str, Any]
@@ -214,6 +223,14 @@ class WireFormat(ABC):
 
 
 _REGISTRY: dict[str, Callable[..., WireFormat]] = {}
+# The built-in formats, imported on first use: a program that speaks only OpenAI's format
+# never loads the others (the custom format alone costs ~15 ms to import).
+_BUILTIN_MODULES = {
+    "openai": "langchain_customllm.formats.openai",
+    "ollama": "langchain_customllm.formats.ollama",
+    "tgi": "langchain_customllm.formats.tgi",
+    "custom": "langchain_customllm.formats.custom",
+}
 
 
 def register_format(name: str, factory: Callable[..., WireFormat]) -> None:
@@ -228,6 +245,19 @@ def register_format(name: str, factory: Callable[..., WireFormat]) -> None:
             or with none for a plain name; usually the class itself.
     """
     _REGISTRY[name] = factory
+
+
+def register_builtin_format(name: str, factory: Callable[..., WireFormat]) -> None:
+    """Register a built-in format when its module loads, unless the user took the name."""
+    _REGISTRY.setdefault(name, factory)
+
+
+def _factory(name: str) -> Callable[..., WireFormat] | None:
+    factory = _REGISTRY.get(name)
+    if factory is None and name in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[name])
+        factory = _REGISTRY.get(name)
+    return factory
 
 
 def get_format(spec: str | WireFormat | Mapping[str, Any]) -> WireFormat:
@@ -251,9 +281,9 @@ def get_format(spec: str | WireFormat | Mapping[str, Any]) -> WireFormat:
                 "A wire_format mapping needs `kind` (e.g. kind: custom, kind: tgi)"
             )
         spec = kind
-    factory = _REGISTRY.get(spec)
+    factory = _factory(spec)
     if factory is None:
-        known = ", ".join(sorted(_REGISTRY)) or "(none)"
+        known = ", ".join(sorted({*_REGISTRY, *_BUILTIN_MODULES}))
         raise ConfigurationError(
             f"Unknown wire_format {spec!r}. Known formats: {known}. "
             "Pass a WireFormat instance or register yours with register_format()."

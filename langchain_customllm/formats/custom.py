@@ -32,13 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from langchain_customllm._exceptions import ConfigurationError, ResponseError, StreamError
 from langchain_customllm._framing import Framing, SSEEvent
+from langchain_customllm._json import loads
 from langchain_customllm.formats.base import (
     GenerationParams,
     ParsedChunk,
     TokenUsage,
     WireFormat,
     WireRequest,
-    register_format,
+    register_builtin_format,
 )
 from langchain_customllm.formats.openai import messages_to_openai
 from langchain_customllm.formats.prompt import ChatTemplate, get_chat_template
@@ -59,7 +60,18 @@ class _Strict(BaseModel):
 
 
 class ResponseSpec(_Strict):
-    """Where the fields of a whole answer are."""
+    """Where the fields of a whole answer are: a selector path for each.
+
+    Attributes:
+        text: Path to the answer text (required).
+        finish_reason: Path to why generation ended.
+        input_tokens: Path to the prompt token count.
+        output_tokens: Path to the generated token count.
+        total_tokens: Path to the total token count (else input plus output).
+        reasoning: Path to reasoning text, for APIs that return it apart.
+        id: Path to the response id.
+        model: Path to the model name the API reports.
+    """
 
     text: str
     finish_reason: str | None = None
@@ -72,7 +84,15 @@ class ResponseSpec(_Strict):
 
 
 class StreamSpec(_Strict):
-    """How a streamed answer is framed and where each event's fields are."""
+    """How a streamed answer is framed and where each event's fields are.
+
+    Attributes:
+        framing: ``ndjson`` (one JSON object a line), ``sse`` or ``text`` (raw text chunks).
+        text: Path to the text in each event (required).
+        input_tokens: Path to the prompt token count (defaults to the ``response`` path).
+        output_tokens: Path to the generated token count (defaults to the ``response`` path).
+        reasoning: Path to reasoning text in each event.
+    """
 
     framing: Framing = "ndjson"
     text: str
@@ -90,13 +110,37 @@ class StreamSpec(_Strict):
 
 
 class ErrorSpec(_Strict):
-    """Where an error message is, in error answers and error events."""
+    """Where an error message is, in error answers and error events.
+
+    Attributes:
+        message: Path to the message (``error.message``).
+    """
 
     message: str
 
 
 class CustomFormatConfig(_Strict):
-    """The validated form of a ``kind: custom`` wire-format configuration."""
+    """The validated form of a ``kind: custom`` wire-format configuration.
+
+    Attributes:
+        kind: Always ``custom``.
+        name: The format's name, in error messages and ``_identifying_params``.
+        chat_path: Path of chat calls; chat messages are rendered into ``{prompt}`` with
+            ``chat_template`` (and are ``{messages}`` as an OpenAI-style list).
+        completion_path: Path of text-completion calls. At least one of the two paths is
+            needed; each falls back to the other.
+        stream_chat_path: A different path for streamed chat calls, if the API has one.
+        stream_completion_path: A different path for streamed completions.
+        request: The JSON body, with ``{placeholder}`` values.
+        response: Where the fields of a whole answer are.
+        stream: How streams are framed and read; None if the API cannot stream (streaming
+            calls then get the whole answer as one chunk).
+        error: Where the API puts its error message.
+        chat_template: ``chatml``, ``llama3``, ``plain``, or a template mapping.
+        headers: Extra headers for every request to this API.
+        send_stop: False if the API rejects a stop parameter (stops are enforced
+            client-side anyway).
+    """
 
     kind: Literal["custom"] = "custom"
     name: str = "custom"
@@ -373,7 +417,7 @@ class CustomFormat(WireFormat):
         if not event.data.strip():
             return None
         try:
-            data = json.loads(event.data)
+            data = loads(event.data)
         except ValueError:
             raise ResponseError(
                 f"custom wire format {self.name!r}: a stream event is not JSON: "
@@ -399,4 +443,4 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-register_format("custom", lambda **options: CustomFormat(options))
+register_builtin_format("custom", lambda **options: CustomFormat(options))

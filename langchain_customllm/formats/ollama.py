@@ -33,13 +33,14 @@ from langchain_customllm._exceptions import (
     error_detail,
 )
 from langchain_customllm._framing import SSEEvent
+from langchain_customllm._json import loads
 from langchain_customllm.formats.base import (
     GenerationParams,
     ParsedChunk,
     TokenUsage,
     WireFormat,
     WireRequest,
-    register_format,
+    register_builtin_format,
 )
 from langchain_customllm.formats.prompt import message_role
 
@@ -234,7 +235,7 @@ class OllamaFormat(WireFormat):
         if not data:
             return None
         try:
-            obj = json.loads(data)
+            obj = loads(data)
         except ValueError as exc:
             raise ResponseError(
                 f"wire_format 'ollama': the server sent a stream line that is not JSON: "
@@ -294,4 +295,4 @@ class OllamaFormat(WireFormat):
         return parsed
 
 
-register_format("ollama", OllamaFormat)
+register_builtin_format("ollama", OllamaFormat)

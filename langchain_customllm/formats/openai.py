@@ -18,6 +18,7 @@ from langchain_core.messages.utils import convert_to_openai_messages
 
 from langchain_customllm._exceptions import ResponseError, StreamError, error_detail
 from langchain_customllm._framing import SSEEvent
+from langchain_customllm._json import loads
 from langchain_customllm.formats.base import (
     GenerationParams,
     ParsedChunk,
@@ -25,7 +26,7 @@ from langchain_customllm.formats.base import (
     ToolCallPiece,
     WireFormat,
     WireRequest,
-    register_format,
+    register_builtin_format,
 )
 
 __all__ = ["OpenAIFormat", "messages_to_openai", "parse_openai_usage"]
@@ -38,6 +39,10 @@ _SIMPLE_ROLES: dict[type[BaseMessage], str] = {
 # Response fields passed through to response_metadata when present.
 _META_KEYS = ("system_fingerprint", "service_tier")
 _CHOICE_META_KEYS = ("logprobs", "stop_reason")
+# Fields that, when set, send an event down the general path instead of `_plain_delta`.
+_NOT_PLAIN_DELTA = ("tool_calls", "function_call", "reasoning_content", "reasoning")
+_NOT_PLAIN_CHOICE = ("finish_reason", *_CHOICE_META_KEYS)
+_NOT_PLAIN_EVENT = ("error", "usage", *_META_KEYS)
 
 
 def messages_to_openai(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
@@ -225,16 +230,27 @@ class OpenAIFormat(WireFormat):
     def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
         """Parse one SSE event of a streamed answer."""
         data = event.data
-        if data.strip() == "[DONE]":
-            return ParsedChunk(done=True)
-        if not data.strip():
-            return None
+        if data[:1] != "{":  # not the usual JSON object: an end marker, blank, or junk
+            stripped = data.strip()
+            if stripped == "[DONE]":
+                return ParsedChunk(done=True)
+            if not stripped:
+                return None
         try:
-            obj = json.loads(data)
+            obj = loads(data)
         except ValueError as exc:
             raise ResponseError(
                 f"The server sent a stream event that is not JSON: {data[:300]!r}"
             ) from exc
+        if type(obj) is dict and event.event is None and chat:
+            fast = _plain_delta(obj)
+            if fast is not None:
+                return fast
+        return self._full_event(obj, event, data, chat=chat)
+
+    def _full_event(
+        self, obj: Any, event: SSEEvent, data: str, *, chat: bool
+    ) -> ParsedChunk | None:
         if not isinstance(obj, dict):
             raise ResponseError(f"Unexpected stream event: {data[:300]!r}")
         if event.event == "error" or ("error" in obj and "choices" not in obj):
@@ -284,6 +300,44 @@ class OpenAIFormat(WireFormat):
         return parsed
 
 
+def _plain_delta(obj: dict[str, Any]) -> ParsedChunk | None:
+    """The common event, a text delta and nothing else, read without the general path.
+
+    Almost every event of a stream is one choice whose delta holds only text (the role at
+    most). Anything more (tool calls, reasoning, a finish reason, logprobs, usage, metadata,
+    an error, several choices) returns None and takes `OpenAIFormat._full_event`, so both
+    paths give the same `ParsedChunk`; the unit tests compare them on every event shape.
+    """
+    choices = obj.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict:
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict:
+        return None
+    text = delta.get("content")
+    if type(text) is not str:
+        return None
+    for key in _NOT_PLAIN_DELTA:
+        if delta.get(key) is not None:
+            return None
+    for key in _NOT_PLAIN_CHOICE:
+        if choice.get(key) is not None:
+            return None
+    for key in _NOT_PLAIN_EVENT:
+        if obj.get(key) is not None:
+            return None
+    model = obj.get("model")
+    ident = obj.get("id")
+    return ParsedChunk(
+        text=text,
+        model=model if model is None or type(model) is str else str(model),
+        id=ident if ident is None or type(ident) is str else str(ident),
+    )
+
+
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -301,4 +355,4 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-register_format("openai", OpenAIFormat)
+register_builtin_format("openai", OpenAIFormat)

@@ -62,13 +62,14 @@ from langchain_core.messages import BaseMessage
 
 from langchain_customllm._exceptions import ResponseError, StreamError
 from langchain_customllm._framing import SSEEvent
+from langchain_customllm._json import loads
 from langchain_customllm.formats.base import (
     GenerationParams,
     ParsedChunk,
     TokenUsage,
     WireFormat,
     WireRequest,
-    register_format,
+    register_builtin_format,
 )
 from langchain_customllm.formats.prompt import ChatTemplate, get_chat_template
 
@@ -281,7 +282,7 @@ class TGIFormat(WireFormat):
         if not data.strip():
             return None
         try:
-            obj = json.loads(data)
+            obj = loads(data)
         except ValueError as exc:
             raise ResponseError(
                 f"tgi: the server sent a stream event that is not JSON: {data[:_EXCERPT_CHARS]!r}"
@@ -313,4 +314,4 @@ class TGIFormat(WireFormat):
         return parsed
 
 
-register_format("tgi", TGIFormat)
+register_builtin_format("tgi", TGIFormat)

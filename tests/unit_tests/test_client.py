@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from langchain_customllm._client import ProviderClient
+from langchain_customllm.formats.base import WireRequest
 
 
 def make() -> ProviderClient:
@@ -56,3 +58,124 @@ def test_base_url_trailing_slash_and_timeout() -> None:
     client = ProviderClient(base_url="http://x/v1/", api_key=None, timeout=7.5)
     assert client.base_url == "http://x/v1"
     assert client.timeout.read == 7.5
+
+
+# ---------------------------------------------------------------- what goes on the wire
+# The clients we create carry our headers and timeout themselves; a client the user passes
+# in knows nothing of them, so each request brings them. Both must put the same on the wire.
+
+_OK = {"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]}
+_SSE = b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
+
+
+def _recording_transport(seen: list[httpx.Request]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.headers["accept"].startswith("text/event-stream"):
+            return httpx.Response(200, content=_SSE, headers={"content-type": "text/event-stream"})
+        return httpx.Response(200, json=_OK)
+
+    return httpx.MockTransport(handler)
+
+
+def _wired(owned: bool, seen: list[httpx.Request]) -> ProviderClient:
+    transport = _recording_transport(seen)
+    user: dict[str, object] = {}
+    if not owned:
+        user = {
+            "http_client": httpx.Client(transport=transport),
+            "http_async_client": httpx.AsyncClient(transport=transport),
+        }
+    client = ProviderClient(
+        base_url="http://fake.test/v1",
+        api_key=SecretStr("sk-wire-0123456789"),
+        default_headers={"x-team": "search"},
+        timeout=7.5,
+        **user,  # type: ignore[arg-type]
+    )
+    if owned:  # our own clients, with the network swapped for the recorder
+        client._client()._transport = transport
+
+    return client
+
+
+def _check_sent(request: httpx.Request, *, stream: bool) -> None:
+    assert request.headers["authorization"] == "Bearer sk-wire-0123456789"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["user-agent"] == "langchain-customllm/0.1"
+    assert request.headers["x-team"] == "search"
+    expected_accept = "text/event-stream" if stream else "application/json"
+    assert request.headers["accept"].startswith(expected_accept)
+    assert request.extensions["timeout"] == {
+        "connect": 7.5,
+        "read": 7.5,
+        "write": 7.5,
+        "pool": 7.5,
+    }
+
+
+@pytest.mark.parametrize("owned", [True, False], ids=["our-client", "user-client"])
+def test_sync_requests_carry_our_headers_and_timeout(owned: bool) -> None:
+    seen: list[httpx.Request] = []
+    client = _wired(owned, seen)
+    request = WireRequest(path="/chat/completions", body={"model": "m"})
+    assert client.send(request) == _OK
+    assert [e.data for e in client.stream(request, "sse")][-1] == "[DONE]"
+    _check_sent(seen[0], stream=False)
+    _check_sent(seen[1], stream=True)
+
+
+@pytest.mark.parametrize("owned", [True, False], ids=["our-client", "user-client"])
+def test_async_requests_carry_our_headers_and_timeout(owned: bool) -> None:
+    seen: list[httpx.Request] = []
+    client = _wired(owned, seen)
+    request = WireRequest(path="/chat/completions", body={"model": "m"})
+
+    async def run() -> list[str]:
+        if owned:
+            client._aclient()._transport = _recording_transport(seen)
+        assert await client.asend(request) == _OK
+        return [e.data async for e in client.astream(request, "sse")]
+
+    assert asyncio.run(run())[-1] == "[DONE]"
+    _check_sent(seen[0], stream=False)
+    _check_sent(seen[1], stream=True)
+
+
+def test_format_headers_are_added_to_ours() -> None:
+    seen: list[httpx.Request] = []
+    client = _wired(True, seen)
+    request = WireRequest(path="/x", body={}, headers={"x-format": "1"})
+    client.send(request)
+    assert seen[0].headers["x-format"] == "1"
+    _check_sent(seen[0], stream=False)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_cookies_a_server_sets_are_sent_back(mode: str) -> None:
+    # Our clients skip httpx's cookie parsing for responses without Set-Cookie (a cost on
+    # every call); a sticky load balancer's cookie must still come back on the next request.
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        headers = {"set-cookie": "lb=node-7; Path=/"} if len(seen) == 1 else {}
+        return httpx.Response(200, json=_OK, headers=headers)
+
+    client = ProviderClient(base_url="http://fake.test/v1", api_key=None)
+    request = WireRequest(path="/chat/completions", body={})
+    if mode == "sync":
+        client._client()._transport = httpx.MockTransport(handler)
+        for _ in range(3):
+            client.send(request)
+    else:
+
+        async def run() -> None:
+            client._aclient()._transport = httpx.MockTransport(handler)
+            for _ in range(3):
+                await client.asend(request)
+
+        asyncio.run(run())
+    assert "cookie" not in seen[0].headers
+    assert seen[1].headers["cookie"] == "lb=node-7"
+    assert seen[2].headers["cookie"] == "lb=node-7"
