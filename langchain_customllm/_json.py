@@ -2,9 +2,10 @@
 
 Decoding one stream event is a large share of the per-chunk cost (5 µs with ``json``, 2 µs
 with orjson, measured in bench/RESULTS.md), and langsmith already brings orjson on CPython.
-orjson is stricter than ``json`` (no ``NaN``/``Infinity``, which some servers put in
-logprobs; no integers beyond 64 bits; no lone surrogates), so whatever it refuses is decoded
-again by ``json``: the result and the error for bad input are exactly the standard library's.
+orjson refuses some things ``json`` reads (``NaN``/``Infinity``, which some servers put in
+logprobs; lone surrogates): those are decoded again by ``json``, so they read the same and
+bad input raises the standard library's error. One difference remains: orjson reads an
+integer beyond 64 bits as a float (no field of an LLM answer holds such a number).
 """
 
 from __future__ import annotations
