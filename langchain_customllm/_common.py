@@ -301,20 +301,23 @@ class CustomLLMFields(BaseModel):
     ) -> tuple[GenerationParams, bool]:
         """Merge fields with per-call overrides: (request params, include_stop)."""
         extra: dict[str, Any] = dict(self.extra_body or {})
-        call_extra = kwargs.get("extra_body")
-        if call_extra:
-            extra.update(call_extra)
-        for key, value in kwargs.items():
-            if key in _PARAM_KEYS or key in _CALL_ONLY_KEYS or key.startswith("ls_"):
-                continue
-            extra[key] = value
-        profile = self._server()
-        tools = tuple(kwargs.get("tools") or ())
-        self._check_format_can(tools=bool(tools), response_format="response_format" in kwargs)
-        tool_choice = adapt_tool_choice(kwargs.get("tool_choice"), tools, profile)
-        response_format = kwargs.get("response_format")
-        if response_format is not None:
-            response_format = adapt_response_format(response_format, profile)
+        tools: tuple[dict[str, Any], ...] = ()
+        tool_choice = response_format = None
+        if kwargs:  # the common call has none: skip the merging
+            call_extra = kwargs.get("extra_body")
+            if call_extra:
+                extra.update(call_extra)
+            for key, value in kwargs.items():
+                if key in _PARAM_KEYS or key in _CALL_ONLY_KEYS or key.startswith("ls_"):
+                    continue
+                extra[key] = value
+            profile = self._server()
+            tools = tuple(kwargs.get("tools") or ())
+            self._check_format_can(tools=bool(tools), response_format="response_format" in kwargs)
+            tool_choice = adapt_tool_choice(kwargs.get("tool_choice"), tools, profile)
+            response_format = kwargs.get("response_format")
+            if response_format is not None:
+                response_format = adapt_response_format(response_format, profile)
         stops = self._resolve_stop(stop)
         include = bool(kwargs.get("include_stop_sequence", self.include_stop_sequence))
         # Most servers cut the stop sequence away (llama.cpp, vLLM), so it could not be put

@@ -114,15 +114,16 @@ def _tool_call_chunks(pieces: list[ToolCallPiece]) -> list[ToolCallChunk]:
 
 def piece_to_message(piece: Piece) -> AIMessage:
     """Build the `AIMessage` for a whole answer."""
-    tool_calls, invalid = _tool_calls(piece.tool_calls)
+    # Only non-empty fields are passed: each one core receives runs its validators.
+    fields: dict[str, Any] = {}
+    if piece.tool_calls:
+        fields["tool_calls"], fields["invalid_tool_calls"] = _tool_calls(piece.tool_calls)
+    if piece.reasoning:
+        fields["additional_kwargs"] = {"reasoning_content": piece.reasoning}
+    if piece.usage:
+        fields["usage_metadata"] = usage_to_metadata(piece.usage, piece.cost)
     return AIMessage(
-        content=piece.text,
-        additional_kwargs={"reasoning_content": piece.reasoning} if piece.reasoning else {},
-        response_metadata=_response_metadata(piece),
-        usage_metadata=usage_to_metadata(piece.usage, piece.cost) if piece.usage else None,
-        id=piece.id,
-        tool_calls=tool_calls,
-        invalid_tool_calls=invalid,
+        content=piece.text, response_metadata=_response_metadata(piece), id=piece.id, **fields
     )
 
 
