@@ -41,6 +41,7 @@ from langchain_customllm._exceptions import (
 )
 from langchain_customllm._framing import Framing, SSEEvent, make_decoder
 from langchain_customllm._json import loads
+from langchain_customllm._pool import ShardedAsyncTransport
 from langchain_customllm._retry import retry_delay_for
 from langchain_customllm.formats.base import WireRequest
 
@@ -56,6 +57,11 @@ Describe = Callable[[Any], str | None] | None
 
 _MIN_SECRET = 8
 _LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+# Async: the same totals as 16 pools of 16/4, because one big httpcore pool spends more CPU on
+# bookkeeping than on HTTP at high concurrency (see _pool.py; 4-5x the requests/s measured).
+_SHARDS = 16
+_PER_SHARD = 4
+_SHARD_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=4)
 _USER_AGENT = "langchain-customllm/0.1"
 _STREAM_ACCEPT = "text/event-stream, application/x-ndjson, */*"
 _T = TypeVar("_T")
@@ -439,7 +445,12 @@ class ProviderClient:
         if client is None:
             client = _quiet_cookies(
                 httpx.AsyncClient(
-                    headers=self._headers, timeout=self.timeout, limits=_LIMITS, verify=self._ssl
+                    headers=self._headers,
+                    timeout=self.timeout,
+                    verify=self._ssl,  # for proxy transports httpx makes from the environment
+                    transport=ShardedAsyncTransport(
+                        _SHARDS, _PER_SHARD, _SHARD_LIMITS, verify=self._ssl
+                    ),
                 )
             )
             self._async_clients[loop] = client

@@ -51,17 +51,34 @@ def sync_pool(model: Any) -> Any:
     return client._transport._pool
 
 
+class _Pools:
+    """The connections of all the small pools behind our async transport, seen as one."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+
+    @property
+    def connections(self) -> list[Any]:
+        return [c for shard in self.transport._shards for c in shard._pool.connections]
+
+    @property
+    def requests_in_flight(self) -> int:
+        return int(sum(self.transport.in_flight))
+
+
 def async_pool(model: Any) -> Any:
     clients = model._client()._async_clients
     client = clients.get(asyncio.get_running_loop())
     assert client is not None, "the model made no async client for this loop"
-    return client._transport._pool
+    return _Pools(client._transport)
 
 
 def assert_pool_settled(pool: Any) -> None:
     """At most one connection, and none still carrying an abandoned response."""
     connections = list(pool.connections)
     assert len(connections) <= 1, f"the pool holds {len(connections)} connections"
+    # Our async transport counts a request until its response is closed: back to zero.
+    assert getattr(pool, "requests_in_flight", 0) == 0, "a closed response was not released"
     busy = [c for c in connections if not (c.is_idle() or c.is_closed())]
     assert not busy, f"connections still busy with an abandoned response: {busy}"
 
