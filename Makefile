@@ -41,7 +41,7 @@ integration: setup
 faults: setup
 	$(PYTEST) tests/fault_tests --allow-hosts=127.0.0.1 -q
 
-test: unit integration faults
+test: unit integration faults docs-test
 
 ## Benchmark: ours vs raw httpx vs ChatOpenAI on a loopback stub, plus llama.cpp end to end
 ## and a profile; writes bench/RESULTS.md. Installs the bench extra first. BENCH_ARGS=--quick
@@ -54,6 +54,19 @@ bench: setup $(VENV)/.bench-installed
 $(VENV)/.bench-installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[bench]'
 	touch $@
+
+## Documentation: build the site (mkdocs.yml) into site/, strict (a warning fails); installs
+## the docs extra first. `make docs-test` runs every Python block of docs/ against the server.
+.PHONY: docs docs-test
+docs: setup $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+$(VENV)/.docs-installed: pyproject.toml
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs-test: setup
+	$(PYTEST) tests/docs_tests --allow-hosts=127.0.0.1 -q
 
 lint: setup
 	$(VENV)/bin/ruff check .

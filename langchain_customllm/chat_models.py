@@ -45,25 +45,25 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         ``base_url`` at its API root; set ``CUSTOMLLM_API_KEY`` if it needs a key.
 
     Key init args:
-        model: Model name the server knows (alias ``model_name``).
-        base_url: API root, e.g. ``http://127.0.0.1:8000/v1`` (env ``CUSTOMLLM_BASE_URL``).
-        api_key: Key, if any (env ``CUSTOMLLM_API_KEY``); sent as a Bearer token by default.
-        wire_format: ``"openai"`` (default) or a registered / custom `WireFormat`.
-        temperature, max_tokens, top_p, seed, stop: Generation settings.
-        timeout, max_retries: Per-request timeout (s) and retries (default 2).
-        extra_body: Vendor parameters merged into the request body.
-        pricing: Price (USD per million tokens) or price table: each answer's cost in
-            ``usage_metadata`` and ``response_metadata["cost"]`` (see docs/cost.md).
+        - model: Model name the server knows (alias ``model_name``).
+        - base_url: API root, e.g. ``http://127.0.0.1:8000/v1`` (env ``CUSTOMLLM_BASE_URL``).
+        - api_key: Key, if any (env ``CUSTOMLLM_API_KEY``); sent as a Bearer token by default.
+        - wire_format: ``"openai"`` (default) or a registered / custom `WireFormat`.
+        - temperature, max_tokens, top_p, seed, stop: Generation settings.
+        - timeout, max_retries: Per-request timeout (s) and retries (default 2).
+        - extra_body: Vendor parameters merged into the request body.
+        - pricing: Price (USD per million tokens) or price table: each answer's cost in
+          ``usage_metadata`` and ``response_metadata["cost"]`` (see docs/cost.md).
 
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_customllm import ChatCustomLLM
 
-            from langchain_customllm import ChatCustomLLM
-
-            llm = ChatCustomLLM(base_url="http://127.0.0.1:8765/v1", model="smollm2")
-            llm.invoke("What is the capital of France?").content
-            for chunk in llm.stream("Count to five."):
-                print(chunk.content, end="")
+        llm = ChatCustomLLM(base_url="http://127.0.0.1:8765/v1", model="smollm2")
+        llm.invoke("What is the capital of France?").content
+        for chunk in llm.stream("Count to five."):
+            print(chunk.content, end="")
+        ```
 
     Stop sequences are enforced client-side as well, identically for ``invoke`` and streams;
     ``reasoning_content`` from reasoning servers is kept in ``additional_kwargs``; usage is in

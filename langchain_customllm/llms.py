@@ -35,14 +35,14 @@ class CustomLLM(CustomLLMFields, LLM):
     temperature, max_tokens, stop, timeout, max_retries, extra_body, ...).
 
     Example:
-        .. code-block:: python
+        ```python
+        from langchain_customllm import CustomLLM
 
-            from langchain_customllm import CustomLLM
-
-            llm = CustomLLM(base_url="http://127.0.0.1:8765/v1", model="smollm2", max_tokens=32)
-            llm.invoke("The capital of France is")
-            for text in llm.stream("Once upon a time"):
-                print(text, end="")
+        llm = CustomLLM(base_url="http://127.0.0.1:8765/v1", model="smollm2", max_tokens=32)
+        llm.invoke("The capital of France is")
+        for text in llm.stream("Once upon a time"):
+            print(text, end="")
+        ```
 
     ``generate()`` results carry ``llm_output["token_usage"]`` and ``["model_name"]``; each
     generation's ``generation_info`` has the finish reason and the answer's own usage.
