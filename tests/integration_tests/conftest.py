@@ -70,3 +70,57 @@ def tools_base_url() -> Iterator[str]:
 def mode(request: pytest.FixtureRequest) -> str:
     """Run a test on both twins: invoke/stream and ainvoke/astream."""
     return str(request.param)
+
+
+# ------------------------------------------------------------------ the real-server matrix
+# vLLM (CPU) and the LiteLLM proxy in front of llama.cpp, started by scripts/vllm_server.py
+# and scripts/litellm_server.py (installs cached in the user cache dir). Only tests marked
+# `matrix` ask for them; set CUSTOMLLM_TEST_VLLM_BASE_URL / CUSTOMLLM_TEST_LITELLM_BASE_URL
+# to use servers you started yourself (with the keys below).
+
+VLLM_PORT = int(os.environ.get("CUSTOMLLM_VLLM_PORT", "8970"))
+LITELLM_PORT = int(os.environ.get("CUSTOMLLM_LITELLM_PORT", "8971"))
+LITELLM_BACKEND_PORT = int(os.environ.get("CUSTOMLLM_LITELLM_BACKEND_PORT", "8972"))
+# Test keys for loopback-only servers; vLLM gets its key through its environment.
+VLLM_KEY = "sk-vllm-matrix-key"
+LITELLM_KEY = os.environ.get("CUSTOMLLM_LITELLM_MASTER_KEY") or "sk-customllm-matrix"
+
+
+def _script(name: str) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def vllm_base_url() -> Iterator[str]:
+    """vLLM 0.32 (CPU) serving SmolLM2-135M as ``smollm2``; it requires ``VLLM_KEY``."""
+    url = os.environ.get("CUSTOMLLM_TEST_VLLM_BASE_URL")
+    if url:
+        yield url
+        return
+    handle = _script("vllm_server").start(port=VLLM_PORT, api_key=VLLM_KEY)
+    try:
+        yield str(handle.base_url)
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="session")
+def litellm_base_url() -> Iterator[str]:
+    """The LiteLLM proxy (master key ``LITELLM_KEY``, no database) in front of llama.cpp."""
+    url = os.environ.get("CUSTOMLLM_TEST_LITELLM_BASE_URL")
+    if url:
+        yield url
+        return
+    handle = _script("litellm_server").start(port=LITELLM_PORT, backend_port=LITELLM_BACKEND_PORT)
+    try:
+        yield str(handle.base_url)
+    finally:
+        handle.stop()

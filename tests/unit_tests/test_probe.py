@@ -550,7 +550,8 @@ def test_requests_are_small_and_seeded() -> None:
     run_probe(URL, "smollm2", transport=httpx.MockTransport(sim))
     chats = [r for r in sim.requests if r.get("messages")]
     assert 20 <= len(sim.requests) <= 30
-    assert all(r["max_tokens"] <= 24 for r in chats)
+    # Tool answers get room for vLLM's hermes wrapper around the call (TOOL_MAX_TOKENS).
+    assert all(r["max_tokens"] <= (64 if r.get("tools") else 24) for r in chats)
     assert all(r.get("temperature") in (0, 1.0) for r in chats)
     assert all("seed" in r for r in chats if r.get("temperature") == 1.0)
 
