@@ -90,6 +90,8 @@ class Piece:
         tool_calls: Whole tool calls (a whole answer) or this event's fragments of them,
             with each call's id and name given once (servers that repeat them in every
             chunk would otherwise get them concatenated when chunks are merged).
+        only: The final piece is the answer's only one (a whole answer, or a stream with
+            nothing to emit before its end): nothing will ever be merged into it.
     """
 
     text: str = ""
@@ -100,6 +102,7 @@ class Piece:
     id: str | None = None
     cost: Cost | None = None
     tool_calls: list[ToolCallPiece] = field(default_factory=list)
+    only: bool = False
 
 
 class Assembler:
@@ -137,6 +140,7 @@ class Assembler:
         self._metadata: dict[str, Any] = {}
         self._logprobs: list[Any] = []
         self._emitted: list[str] = []
+        self._pieces_out = 0  # pieces feed() returned: is the final piece the only one?
         self._saw_done = False
         self._raw_len = 0  # text received, before stop matching (for cumulative streams)
         self._tool_seen: dict[int, tuple[str | None, str | None]] = {}
@@ -164,6 +168,7 @@ class Assembler:
             metadata=self._final_metadata(streamed=False),
             id=self._id,
             cost=self._cost(),
+            only=True,
         )
 
     def feed(self, parsed: ParsedChunk) -> Piece | None:
@@ -194,6 +199,7 @@ class Assembler:
             return None
         if text:
             self._emitted.append(text)
+        self._pieces_out += 1
         return Piece(text=text, reasoning=reasoning, id=self._id, tool_calls=tool_calls)
 
     def _first_mention(self, call: ToolCallPiece) -> ToolCallPiece:
@@ -251,6 +257,7 @@ class Assembler:
         tail = self._matcher.flush()
         if tail:
             self._emitted.append(tail)
+        only = self._pieces_out == 0
         if not self._matcher.stopped and not self._saw_done and self._finish_reason is None:
             raise StreamError(
                 "The stream ended before the server said the answer was complete "
@@ -266,6 +273,7 @@ class Assembler:
             metadata=self._final_metadata(streamed=True),
             id=self._id,
             cost=self._cost(),
+            only=only,
         )
 
     def _cost(self) -> Cost | None:

@@ -1,25 +1,43 @@
-"""A chat chunk whose merge survives float costs in ``usage_metadata`` (langchain #36015).
+"""Streamed chat chunks and float costs, around langchain-core issue 36015.
 
-langchain-core merges a stream n-ary (``chunks[0] + chunks[1:]``: `BaseChatModel.stream`
-does it for ``on_llm_end``, `generate_from_stream` for ``streaming=True``). That merge adds
-the usage of every chunk in turn, and two chunks without usage already add up to an
-all-int zero usage; adding the final chunk's float ``input_cost`` to it then raises
-``ValueError: Unknown value types``, even though only one chunk carries usage.
+langchain-core adds usage dicts with ``_dict_int_op``, which rejects floats, and its n-ary
+merge (``chunks[0] + chunks[1:]``) first adds two usage-less chunks into an all-int zero
+usage: adding a later chunk's float ``input_cost`` to that raises ``ValueError: Unknown value
+types``. Core 1.8 runs that n-ary merge on the streamed ``AIMessageChunk``s of every chain
+(``_ChunkAccumulator``), a place no chunk subclass of ours can reach: a message chunk class
+must keep `AIMessageChunk` as its first base, or ``message_chunk_to_message`` breaks.
 
-`UsageSafeChunk` merges the usage-less runs n-ary, as core does, and adds each chunk that
-carries usage on its own, which core handles (``None + usage`` is the usage). Only the
-first chunk's class decides how a list is merged, so every chat chunk we yield is one.
+So a streamed chunk never carries float costs in ``usage_metadata`` (only token counts) when
+anything could be merged with it; the cost rides in ``response_metadata["cost"]``, a nested
+dict that core's merge copies untouched because only the final chunk has it. The one
+exception is a stream's only chunk (a whole answer sent as one chunk): nothing is merged
+into it, so it carries the costs as `invoke` does.
+
+`UsageSafeChunk` is the generation chunk we yield. When core merges a stream of them (for
+``on_llm_end``, so LangSmith and `track_usage`; for `generate_from_stream` when
+``streaming=True``), it copies the final chunk's cost back into the merged message's
+``usage_metadata``, so the run's result carries the cost exactly as an ``invoke`` does.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.outputs import ChatGenerationChunk
 
-__all__ = ["UsageSafeChunk"]
+__all__ = ["COST_KEYS", "UsageSafeChunk", "with_costs"]
+
+COST_KEYS = ("input_cost", "output_cost", "total_cost")
+"""The cost fields LangSmith reads from ``usage_metadata`` (USD floats)."""
+
+
+def with_costs(usage: dict[str, Any], cost: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``usage`` with the LangSmith cost fields taken from ``cost``."""
+    return {**usage, **{key: cost[key] for key in COST_KEYS if key in cost}}
 
 
 class UsageSafeChunk(ChatGenerationChunk):
-    """`ChatGenerationChunk` with an n-ary merge that tolerates float costs (see module)."""
+    """`ChatGenerationChunk` whose merge puts the stream's cost into ``usage_metadata``."""
 
     @classmethod
     def lc_id(cls) -> list[str]:
@@ -29,16 +47,12 @@ class UsageSafeChunk(ChatGenerationChunk):
     def __add__(
         self, other: ChatGenerationChunk | list[ChatGenerationChunk]
     ) -> ChatGenerationChunk:
-        if not isinstance(other, list) or not other:
-            return super().__add__(other)
-        merged: ChatGenerationChunk = self
-        run: list[ChatGenerationChunk] = []
-        for chunk in other:
-            if getattr(chunk.message, "usage_metadata", None) is None:
-                run.append(chunk)
-                continue
-            if run:
-                merged = ChatGenerationChunk.__add__(merged, run)
-                run = []
-            merged = ChatGenerationChunk.__add__(merged, chunk)
-        return ChatGenerationChunk.__add__(merged, run) if run else merged
+        merged = super().__add__(other)
+        message = merged.message
+        usage = getattr(message, "usage_metadata", None)
+        cost = message.response_metadata.get("cost")
+        if usage and isinstance(cost, dict) and "total_cost" not in usage:
+            # A new dict: the merged message may share the final chunk's usage dict.
+            message.usage_metadata = with_costs(dict(usage), cost)  # type: ignore[attr-defined]
+        # Core's merge returns a plain chunk: stay ours, so pairwise merges keep folding.
+        return UsageSafeChunk(message=message, generation_info=merged.generation_info)

@@ -130,7 +130,9 @@ def piece_to_message(piece: Piece) -> AIMessage:
 def piece_to_chat_chunk(piece: Piece) -> ChatGenerationChunk:
     """Build a `ChatGenerationChunk`; only the final one carries metadata and usage.
 
-    They are `UsageSafeChunk`s, so core's n-ary merge survives the float costs.
+    The final chunk's ``usage_metadata`` has token counts; its cost is in
+    ``response_metadata["cost"]``, and in ``usage_metadata`` only when it is the answer's only
+    chunk. They are `UsageSafeChunk`s, whose merge puts the cost into the merged usage.
     """
     if not piece.final:
         if not piece.reasoning and not piece.tool_calls:
@@ -150,7 +152,12 @@ def piece_to_chat_chunk(piece: Piece) -> ChatGenerationChunk:
         message=AIMessageChunk(
             content=piece.text,
             response_metadata=_response_metadata(piece),
-            usage_metadata=usage_to_metadata(piece.usage, piece.cost) if piece.usage else None,
+            # Float costs only where nothing will be merged in (see _chunks).
+            usage_metadata=(
+                usage_to_metadata(piece.usage, piece.cost if piece.only else None)
+                if piece.usage
+                else None
+            ),
             id=piece.id,
             chunk_position="last",
             # A whole answer streamed as one chunk (non-streaming formats, tool fallbacks).

@@ -1,9 +1,11 @@
 """Each answer's cost, on every path: invoke, stream, events, chains, both models, both twins.
 
-Costs are floats in ``usage_metadata``; langchain-core cannot add floats when it merges
-usage (langchain #36015), so besides "usage on exactly one chunk" every path that merges
-chunks (core's own ``stream`` for ``on_llm_end``, ``generate_from_stream``, chains,
-``astream_events``) is run here.
+Costs are floats; langchain-core cannot add floats when it merges usage (langchain #36015),
+and core 1.8 merges the streamed messages of every chain n-ary. So a streamed chunk's
+``usage_metadata`` holds token counts and its cost is in ``response_metadata["cost"]``;
+what core merges for the run's end (``on_llm_end``, ``generate_from_stream``) gets the cost
+in ``usage_metadata`` as ``invoke`` does. Every path that merges chunks (core's own
+``stream``, ``generate_from_stream``, chains, ``astream_events``) is run here.
 """
 
 from __future__ import annotations
@@ -39,14 +41,8 @@ PRICE = Pricing(input=1.0, output=2.0, per_request=0.5)
 USAGE = {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}
 # 1000 input tokens at $1/M, 500 output tokens at $2/M, plus $0.5 per request.
 COST = {"input_cost": 0.001, "output_cost": 0.001, "request_cost": 0.5, "total_cost": 0.502}
-USAGE_WITH_COST = {
-    "input_tokens": 1000,
-    "output_tokens": 500,
-    "total_tokens": 1500,
-    "input_cost": 0.001,
-    "output_cost": 0.001,
-    "total_cost": 0.502,
-}
+TOKENS = {"input_tokens": 1000, "output_tokens": 500, "total_tokens": 1500}
+USAGE_WITH_COST = {**TOKENS, "input_cost": 0.001, "output_cost": 0.001, "total_cost": 0.502}
 
 
 @pytest.fixture(autouse=True)
@@ -148,9 +144,11 @@ def test_stream_cost_on_exactly_one_chunk(server: FakeServer, mode: str) -> None
     with_cost = [c for c in chunks if "cost" in c.response_metadata]
     assert len(with_usage) == len(with_cost) == 1
     assert with_usage[0] is chunks[-1]
+    # Token counts only on a streamed chunk: float costs would break core's n-ary merges.
+    assert chunks[-1].usage_metadata == TOKENS
     full = merge(chunks)
     assert full.content == "The capital is Paris."
-    assert full.usage_metadata == pytest.approx(USAGE_WITH_COST)
+    assert full.usage_metadata == TOKENS
     assert full.response_metadata["cost"] == pytest.approx(COST)
     # What core merged for on_llm_end (n-ary, chunks[0] + chunks[1:]) has them too.
     (end,) = ends.results
@@ -163,7 +161,10 @@ def test_prompt_chain_stream(server: FakeServer, mode: str) -> None:
     chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | server.chat(pricing=PRICE)
     chunks = run_stream(chain, {"q": "Capital of France?"}, mode)
     assert sum(1 for c in chunks if c.usage_metadata) == 1
-    assert merge(chunks).usage_metadata == pytest.approx(USAGE_WITH_COST)
+    assert merge(chunks).usage_metadata == TOKENS
+    assert merge(chunks).response_metadata["cost"] == pytest.approx(COST)
+    # How core 1.8's chains merge the streamed messages: n-ary.
+    assert chunks[0] + chunks[1:] == merge(chunks)
 
 
 def test_astream_events_chat(server: FakeServer) -> None:
@@ -179,7 +180,9 @@ def test_astream_events_chat(server: FakeServer) -> None:
     (end,) = [e for e in events if e["event"] == "on_chat_model_end"]
     assert end["data"]["output"].usage_metadata == pytest.approx(USAGE_WITH_COST)
     (chain_end,) = [e for e in events if e["event"] == "on_chain_end" and not e["parent_ids"]]
-    assert chain_end["data"]["output"].usage_metadata == pytest.approx(USAGE_WITH_COST)
+    # The chain merged the streamed messages itself: tokens in usage, the cost beside them.
+    assert chain_end["data"]["output"].usage_metadata == TOKENS
+    assert chain_end["data"]["output"].response_metadata["cost"] == pytest.approx(COST)
 
 
 def test_stream_without_usage_has_no_cost(server: FakeServer, mode: str) -> None:
@@ -189,26 +192,60 @@ def test_stream_without_usage_has_no_cost(server: FakeServer, mode: str) -> None
     assert all("cost" not in c.response_metadata for c in chunks)
 
 
-def test_n_ary_merge_survives_float_costs() -> None:
-    # The core bug this works around: chunks without usage add up to an all-int zero
-    # usage, to which core cannot add the last chunk's float costs.
-    def chunks(cls: type[ChatGenerationChunk]) -> list[ChatGenerationChunk]:
-        plain = [cls(message=AIMessageChunk(content=t)) for t in ("a", "b", "c")]
-        last = cls(message=AIMessageChunk(content="", usage_metadata=USAGE_WITH_COST))  # type: ignore[arg-type]
-        return [*plain, last]
-
+def test_core_still_cannot_merge_float_costs() -> None:
+    # The core bug all this works around (langchain #36015): usage-less chunks add up to an
+    # all-int zero usage, to which a later chunk's float cost cannot be added. If this test
+    # fails, core has fixed it and streamed chunks could carry their costs again.
+    plain = [AIMessageChunk(content=t) for t in ("a", "b", "c")]
+    last = AIMessageChunk(content="", usage_metadata=USAGE_WITH_COST)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="Unknown value types"):
-        merge_chat_generation_chunks(chunks(ChatGenerationChunk))
-    merged = merge_chat_generation_chunks(chunks(UsageSafeChunk))
+        _ = plain[0] + [*plain[1:], last]
+
+
+def test_merged_stream_gets_the_cost_in_its_usage() -> None:
+    def chunks() -> list[ChatGenerationChunk]:
+        plain = [UsageSafeChunk(message=AIMessageChunk(content=t)) for t in ("a", "b", "c")]
+        end = AIMessageChunk(content="", usage_metadata=TOKENS, response_metadata={"cost": COST})  # type: ignore[arg-type]
+        return [*plain, UsageSafeChunk(message=end)]
+
+    stream = chunks()
+    merged = merge_chat_generation_chunks(stream)
     assert merged is not None
     assert merged.message.content == "abc"
     assert merged.message.usage_metadata == USAGE_WITH_COST  # type: ignore[attr-defined]
-    # Usage in the middle, and several usage-less runs around it, merge the same way.
-    a, b, c, last = chunks(UsageSafeChunk)
-    mixed = merge_chat_generation_chunks([a, b, last, c])
+    assert stream[-1].message.usage_metadata == TOKENS  # type: ignore[attr-defined]
+    # The end in the middle, and pairwise merges, give the same.
+    a, b, c, end = chunks()
+    mixed = merge_chat_generation_chunks([a, b, end, c])
     assert mixed is not None
     assert mixed.message.usage_metadata == USAGE_WITH_COST  # type: ignore[attr-defined]
-    assert mixed.message.content == "abc"
+    assert (a + b + c + end).message.usage_metadata == USAGE_WITH_COST  # type: ignore[attr-defined]
+    # Without a cost (no price) the merged usage stays as the server counted it.
+    plain = [
+        UsageSafeChunk(
+            message=AIMessageChunk(content=t, usage_metadata=TOKENS if t == "b" else None)
+        )
+        for t in "ab"
+    ]  # type: ignore[arg-type]
+    assert (plain[0] + plain[1:]).message.usage_metadata == TOKENS  # type: ignore[attr-defined]
+
+
+def test_single_chunk_stream_carries_its_cost(server: FakeServer, mode: str) -> None:
+    # A stream with nothing before its end (here: only a usage event): nothing is merged
+    # into that one chunk, so it carries the cost as invoke does.
+    usage_only = {"id": "c1", "object": "chat.completion.chunk", "model": "smollm2"}
+    server.stream(
+        sse(
+            {**usage_only, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            {**usage_only, "choices": [], "usage": USAGE},
+        )
+    )
+    ends = Ends()
+    chunks = run_stream(server.chat(pricing=PRICE), "q", mode, config={"callbacks": [ends]})
+    assert len(chunks) == 1
+    assert chunks[0].usage_metadata == pytest.approx(USAGE_WITH_COST)
+    (end,) = ends.results
+    assert end.generations[0][0].message.usage_metadata == pytest.approx(USAGE_WITH_COST)  # type: ignore[attr-defined]
 
 
 def test_safe_chunk_serializes_as_a_plain_chunk() -> None:
