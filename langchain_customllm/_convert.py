@@ -12,7 +12,7 @@ from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, p
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 
 from langchain_customllm._assembly import Piece
-from langchain_customllm._chunks import UsageSafeChunk
+from langchain_customllm._chunks import UsageSafeChunk, text_chunk
 from langchain_customllm.formats.base import TokenUsage, ToolCallPiece
 from langchain_customllm.pricing import Cost
 
@@ -136,8 +136,8 @@ def piece_to_chat_chunk(piece: Piece) -> ChatGenerationChunk:
     """
     if not piece.final:
         if not piece.reasoning and not piece.tool_calls:
-            # Most chunks are text only: build them with no empty fields for core to check.
-            return UsageSafeChunk(message=AIMessageChunk(content=piece.text, id=piece.id))
+            # Most chunks are text only: built without validation (see _chunks).
+            return text_chunk(piece.text, piece.id)
         return UsageSafeChunk(
             message=AIMessageChunk(
                 content=piece.text,
