@@ -103,6 +103,17 @@ def _tool_calls(pieces: list[ToolCallPiece]) -> tuple[list[ToolCall], list[Inval
         except OutputParserException as exc:
             invalid.append(make_invalid_tool_call(raw, str(exc)))
             continue
+        if call is not None and not isinstance(call.get("args"), dict):
+            # Valid JSON that is not an object (vLLM answers a non-strict tool with a bare
+            # "Paris"): not callable with keyword arguments, so it is not a valid call.
+            invalid.append(
+                make_invalid_tool_call(
+                    raw,
+                    f"Function {piece.name!r} arguments are JSON but not an object: "
+                    f"{piece.args[:200]}",
+                )
+            )
+            continue
         if call is not None:
             valid.append(cast(ToolCall, call))
     return valid, invalid

@@ -15,7 +15,8 @@ a matching model error class, ours inherits from it too, so code that catches
     │   ├── AuthenticationError (ModelAuthenticationError)     401; a gateway's key refusal
     │   │                                                      (LiteLLM: 400 no_db_connection)
     │   ├── PermissionDeniedError (ModelPermissionDeniedError) 403
-    │   ├── NotFoundError (ModelNotFoundError)                 404 (wrong model name or URL)
+    │   ├── NotFoundError (ModelNotFoundError)                 404 (wrong model name or URL);
+    │   │                                                      a gateway's 400 "Invalid model name"
     │   ├── ConflictError                                      409 (retried)
     │   ├── RequestTimeoutError (ModelTimeoutError)            408 (retried)
     │   ├── RateLimitError (ModelRateLimitError)               429 (retried)
@@ -171,7 +172,11 @@ class PermissionDeniedError(APIStatusError, ModelPermissionDeniedError):
 
 
 class NotFoundError(APIStatusError, ModelNotFoundError):
-    """The model or endpoint does not exist on this server (404)."""
+    """The model or endpoint does not exist on this server (404).
+
+    Gateways that answer an unknown model name with a 400 (LiteLLM: "Invalid model name
+    passed in model=...") raise it too; ``status_code`` stays what the gateway sent.
+    """
 
 
 class ConflictError(APIStatusError):
@@ -264,6 +269,16 @@ def _is_gateway_auth_refusal(status: int, body: Any) -> bool:
     return body["error"].get("type") in _GATEWAY_AUTH_TYPES
 
 
+# How gateways say "no such model" with a 400 (LiteLLM 1.106: "Invalid model name passed in
+# model=..."): the same mistake as a 404 from a server, so the same error class.
+_GATEWAY_UNKNOWN_MODEL_PHRASES = ("invalid model name passed in model=",)
+
+
+def _is_gateway_unknown_model(status: int, detail: str) -> bool:
+    lowered = detail.lower()
+    return status == 400 and any(p in lowered for p in _GATEWAY_UNKNOWN_MODEL_PHRASES)
+
+
 def _is_context_overflow(status: int, body: Any, detail: str) -> bool:
     # OpenAI / llama-cpp-python use code "context_length_exceeded"; llama.cpp's C++ server
     # uses type "exceed_context_size_error"; vLLM and others only say it in words.
@@ -324,6 +339,9 @@ def error_from_response(
             "no_db_connection for a key that is not its master key when it has no database "
             f"to look keys up in; {_HINTS[401]}"
         )
+    elif _is_gateway_unknown_model(status_code, detail):
+        cls = NotFoundError
+        message = f"{detail} -- {_HINTS[404]}"
     elif _is_context_overflow(status_code, body, detail):
         cls = ContextLengthExceededError
         message = f"{detail} -- shorten the prompt or lower max_tokens"

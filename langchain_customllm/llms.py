@@ -74,7 +74,11 @@ class CustomLLM(CustomLLMFields, LLM):
         params, include_stop = self._params(stop, kwargs)
         request = self._wire().completion_request(prompt, params, stream=stream)
         return request, Assembler(
-            self._resolve_stop(stop), include_stop, params.model, self._price_source()
+            self._resolve_stop(stop),
+            include_stop,
+            params.model,
+            self._price_source(),
+            usage_estimated=self._server().usage_estimated,
         )
 
     @staticmethod

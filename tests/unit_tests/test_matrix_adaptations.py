@@ -6,6 +6,7 @@ tests/integration_tests/test_matrix.py) on ``httpx.MockTransport``: no sockets.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from typing import Any
@@ -17,6 +18,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_customllm import (
     AuthenticationError,
     BadRequestError,
+    NotFoundError,
     RateLimitError,
 )
 from langchain_customllm._assembly import Assembler, unwrap_string_args
@@ -29,6 +31,7 @@ from tests.unit_tests.fakes import (
     FakeServer,
     chat_body,
     chat_chunks,
+    completion_chunks,
     run_invoke,
     run_stream,
     sse,
@@ -314,6 +317,55 @@ def test_other_400s_stay_bad_requests() -> None:
     # The gateway's type only counts on a 400: anything else keeps its status's class.
     err = error_from_response(500, {}, json.dumps(NO_DB).encode())
     assert not isinstance(err, AuthenticationError)
+
+
+def test_gateway_unknown_model_is_not_found() -> None:
+    # LiteLLM 1.106.2's answer to a model it does not route, measured on the real proxy.
+    message = (
+        "Invalid model name passed in model=no-such-model. Call `/v1/models` to view "
+        "available models for your key."
+    )
+    body = {"error": {"message": message, "type": "invalid_request_error", "code": "400"}}
+    err = error_from_response(400, {}, json.dumps(body).encode())
+    assert type(err) is NotFoundError
+    assert err.status_code == 400  # the gateway's own status is kept
+    assert "no-such-model" in err.message
+    assert "check base_url" in err.message
+    assert not err.is_retryable
+
+
+def test_non_object_tool_arguments_are_invalid_calls(server: FakeServer, mode: str) -> None:
+    # vLLM without strict answers get_weather(city) with the bare JSON string "Paris".
+    server.json(tool_answer('"Paris"'))
+    model = server.chat(server_profile="generic").bind_tools([WEATHER], tool_choice="get_weather")
+    message = run_invoke(model, "Weather in Paris?", mode)
+    assert message.tool_calls == []
+    assert len(message.invalid_tool_calls) == 1
+    invalid = message.invalid_tool_calls[0]
+    assert invalid["name"] == "get_weather"
+    assert "not an object" in (invalid["error"] or "")
+
+
+def test_streamed_non_object_tool_arguments_are_invalid_calls(
+    server: FakeServer, mode: str
+) -> None:
+    server.stream(tool_stream(['"Par', 'is"']))
+    model = server.chat(server_profile="generic").bind_tools([WEATHER], tool_choice="get_weather")
+    merged = merge(run_stream(model, "Weather in Paris?", mode))
+    assert merged.tool_calls == []
+    assert [c["name"] for c in merged.invalid_tool_calls] == ["get_weather"]
+
+
+def test_text_model_marks_gateway_stream_usage(server: FakeServer, mode: str) -> None:
+    usage = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
+    events = [*completion_chunks(["Par", "is."]), {"choices": [], "usage": usage}]
+    server.stream(sse(*events))
+    # streaming=True: generate() runs the stream, and its last chunk's info is the result's.
+    llm = server.llm(server_profile="litellm", streaming=True)
+    result = llm.generate(["q"]) if mode == "sync" else asyncio.run(llm.agenerate(["q"]))
+    info = result.generations[0][0].generation_info or {}
+    assert info.get("usage_estimated") is True
+    assert info["token_usage"]["prompt_tokens"] == 9
 
 
 # ------------------------------------------------------------- the probe, fixed on vLLM
