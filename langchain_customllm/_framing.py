@@ -76,17 +76,26 @@ class _LineSplitter:
         self._pending_cr = False
 
     def feed(self, chunk: bytes) -> list[str]:
-        text = self._decoder.decode(chunk)
-        return self._split(text)
+        return self.split(self.decode(chunk))
+
+    def decode(self, chunk: bytes) -> str:
+        """The text of ``chunk`` (a character cut at its end waits for the next chunk)."""
+        return self._decoder.decode(chunk)
+
+    @property
+    def idle(self) -> bool:
+        """No part of a line is waiting: the next text starts a new line."""
+        return not self._buf and not self._pending_cr
 
     def flush(self) -> list[str]:
-        lines = self._split(self._decoder.decode(b"", final=True))
+        lines = self.split(self._decoder.decode(b"", final=True))
         if self._buf:
             lines.append(self._buf)
             self._buf = ""
         return lines
 
-    def _split(self, text: str) -> list[str]:
+    def split(self, text: str) -> list[str]:
+        """The lines ``text`` completes; an unfinished last line is kept for later."""
         if not text:
             return []
         if self._pending_cr:
@@ -132,7 +141,30 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume bytes; return the events completed by a blank line."""
-        return self._process(self._lines.feed(chunk))
+        text = self._lines.decode(chunk)
+        if not self._has_fields and self._retry is None and self._lines.idle:
+            events = self._only_data_events(text)
+            if events is not None:
+                return events
+        return self._process(self._lines.split(text))
+
+    def _only_data_events(self, text: str) -> list[SSEEvent] | None:
+        r"""Events of text made only of whole ``data: ...`` events (what servers send), or None.
+
+        The common read, one or more complete single-line events ending in ``\n\n``, read
+        with one C-level split. Anything else (another field, a comment, ``\r``, a multi-line
+        event, an unfinished event, pending state) returns None for the general path, which
+        gives the same events.
+        """
+        if not (text.startswith("data: ") and text.endswith("\n\n")) or "\r" in text:
+            return None
+        events = []
+        last_id = self._last_id
+        for block in text[:-2].split("\n\n"):
+            if not block.startswith("data: ") or "\n" in block:
+                return None
+            events.append(SSEEvent(block[6:], None, last_id, None))
+        return events
 
     def flush(self) -> list[SSEEvent]:
         """End of stream: dispatch a last event the server did not terminate."""

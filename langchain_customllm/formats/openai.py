@@ -18,7 +18,7 @@ from langchain_core.messages.utils import convert_to_openai_messages
 
 from langchain_customllm._exceptions import ResponseError, StreamError, error_detail
 from langchain_customllm._framing import SSEEvent
-from langchain_customllm._json import loads
+from langchain_customllm._json import loads, quick_loads
 from langchain_customllm.formats.base import (
     GenerationParams,
     ParsedChunk,
@@ -237,11 +237,9 @@ class OpenAIFormat(WireFormat):
             if not stripped:
                 return None
         try:
-            obj = loads(data)
-        except ValueError as exc:
-            raise ResponseError(
-                f"The server sent a stream event that is not JSON: {data[:300]!r}"
-            ) from exc
+            obj = quick_loads(data)
+        except ValueError:
+            obj = _loads_event(data)
         if type(obj) is dict and event.event is None and chat:
             fast = _plain_delta(obj)
             if fast is not None:
@@ -336,6 +334,16 @@ def _plain_delta(obj: dict[str, Any]) -> ParsedChunk | None:
         model=model if model is None or type(model) is str else str(model),
         id=ident if ident is None or type(ident) is str else str(ident),
     )
+
+
+def _loads_event(data: str) -> Any:
+    """What ``json`` reads of an event orjson refused (NaN, ...), or a typed error."""
+    try:
+        return loads(data)
+    except ValueError as exc:
+        raise ResponseError(
+            f"The server sent a stream event that is not JSON: {data[:300]!r}"
+        ) from exc
 
 
 def _opt_str(value: Any) -> str | None:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from langchain_customllm import _json
+from langchain_customllm import ResponseError, _json
 from langchain_customllm._framing import SSEEvent
 from langchain_customllm.formats.openai import OpenAIFormat, _plain_delta
 
@@ -133,3 +133,18 @@ def test_json_errors_are_the_standard_librarys(bad: str) -> None:
     with pytest.raises(json.JSONDecodeError) as got:
         _json.loads(bad)
     assert str(got.value) == str(expected.value)
+
+
+def test_stream_event_that_orjson_refuses_reads_as_json_does() -> None:
+    # The event path tries orjson alone first; NaN/-Infinity (llama.cpp logprobs) and lone
+    # surrogates must still read as the standard library reads them.
+    event = (
+        '{"id": "c1", "model": "m", "choices": [{"index": 0, "delta": {"content": "\\ud800x"},'
+        ' "logprobs": {"content": [{"token": "x", "logprob": -Infinity}]}}]}'
+    )
+    parsed = FMT.parse_event(SSEEvent(data=event), chat=True)
+    assert parsed is not None
+    assert parsed.text == "\ud800x"
+    assert parsed.metadata["logprobs"]["content"][0]["logprob"] == -math.inf
+    with pytest.raises(ResponseError, match="not JSON"):
+        FMT.parse_event(SSEEvent(data='{"choices": [}'), chat=True)

@@ -482,6 +482,57 @@ def test_sse_structured_documents_match_reference_for_any_split(
     assert run(SSEDecoder, bytewise(raw)) == expected
 
 
+# What servers send: whole single-line data events, read at event boundaries (the decoder's
+# fast path), with now and then a block that needs the general path before or between them.
+SERVER_BLOCK = st.one_of(
+    st.tuples(st.just("data"), FIELD_VALUE),
+    st.tuples(st.sampled_from(["id", "retry", "event", ":", "data2"]), FIELD_VALUE),
+)
+
+
+@st.composite
+def server_streams(draw: st.DrawFn) -> tuple[list[bytes], list[str]]:
+    blocks = draw(st.lists(SERVER_BLOCK, max_size=12))
+    lines: list[str] = []
+    texts: list[str] = []
+    for name, value in blocks:
+        if name == "retry":
+            block = [f"retry: {draw(st.sampled_from(['5', '60', 'x']))}"]
+        elif name == ":":
+            block = [f":{value}"]
+        elif name == "data2":  # a two-line event
+            block = [f"data: {value}", "data:x"]
+        else:
+            block = [f"{name}: {value}"]
+        lines += [*block, ""]
+        texts.append("".join(line + "\n" for line in block) + "\n")
+    # Reads that are one or more whole blocks, as a server's writes usually arrive.
+    cuts = sorted(set(draw(st.lists(st.integers(0, len(texts)), max_size=6))))
+    bounds = [0, *cuts, len(texts)]
+    reads = ["".join(texts[a:b]).encode() for a, b in pairwise(bounds)]
+    return reads, lines
+
+
+@PROPS
+@given(stream=server_streams())
+def test_sse_whole_event_reads_match_reference(stream: tuple[list[bytes], list[str]]) -> None:
+    reads, lines = stream
+    expected = reference_sse(lines)
+    assert run(SSEDecoder, reads) == expected
+    assert run(SSEDecoder, bytewise(b"".join(reads))) == expected
+
+
+def test_sse_fast_reads_keep_id_and_pending_retry() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"id: 7\n\nretry: 30\n\n") == []
+    # The retry that came alone rides on the next event; the id stays.
+    assert decoder.feed(b"data: a\n\ndata: b\n\n") == [
+        SSEEvent("a", None, "7", 30),
+        SSEEvent("b", None, "7", None),
+    ]
+    assert decoder.feed(b"data: c\n\n") == [SSEEvent("c", None, "7", None)]
+
+
 # ---------------------------------------------------------------------------- NDJSON
 
 
