@@ -26,10 +26,13 @@ from typing import Any
 MODEL = "stub-model"
 PROMPT = "Say hello."
 MESSAGES = [{"role": "user", "content": PROMPT}]
-# Bench-only packages that langsmith and the openai SDK import *if installed* (for their
-# optional aiohttp transport). Our users don't have them, so fresh processes that measure
-# import time or peak RSS block them, to measure the dependency set users really get.
-BENCH_ONLY_MODULES = ("httpx_aiohttp", "aiohttp")
+# Packages that other packages import *if installed*, which only our dev extras bring:
+# langsmith and the openai SDK load aiohttp for an optional transport (the bench extra has
+# it), and httpx loads its command line's click/rich/pygments (the docs and test extras
+# bring those). Our users don't get them from any client measured here, so fresh processes
+# that measure import time or peak RSS block them, to measure the dependencies users get
+# whichever extras this venv holds.
+BENCH_ONLY_MODULES = ("httpx_aiohttp", "aiohttp", "click", "rich", "pygments")
 BLOCK_CODE = f"import sys; sys.modules.update(dict.fromkeys({BENCH_ONLY_MODULES!r}, None)); "
 """Prefix for ``python -c`` code: makes importing the bench-only packages fail."""
 
@@ -407,6 +410,39 @@ def chat_openai(base_url: str, chunks: int) -> Client:
         timeout=120,
     )
     return _lc("ChatOpenAI", model, "on_chat_model_stream")
+
+
+CORE_FLOOR = "floor: langchain-core alone (no I/O)"
+
+
+def core_floor(base_url: str, chunks: int) -> Client:
+    """A chat model that does no I/O: langchain-core's own cost per streamed chunk.
+
+    Its ``_stream``/``_astream`` yield ``chunks`` text chunks built as any chat model builds
+    them (validated ``AIMessageChunk`` in a ``ChatGenerationChunk``), so what a real client
+    costs beyond raw httpx + this row is its own work. ``base_url`` is unused.
+    """
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessageChunk
+    from langchain_core.outputs import ChatGenerationChunk
+
+    class NullChat(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "null"
+
+        def _generate(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError
+
+        def _stream(self, *args: Any, **kwargs: Any) -> Any:
+            for _ in range(chunks):
+                yield ChatGenerationChunk(message=AIMessageChunk(content=" tok", id="stub-1"))
+
+        async def _astream(self, *args: Any, **kwargs: Any) -> Any:
+            for _ in range(chunks):
+                yield ChatGenerationChunk(message=AIMessageChunk(content=" tok", id="stub-1"))
+
+    return _lc(CORE_FLOOR, NullChat(), "on_chat_model_stream")
 
 
 FACTORIES: dict[str, Callable[[str, int], Client]] = {
