@@ -38,7 +38,11 @@ COST_KEYS = ("input_cost", "output_cost", "total_cost")
 
 
 def with_costs(usage: dict[str, Any], cost: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``usage`` with the LangSmith cost fields taken from ``cost``."""
+    """A copy of ``usage`` with the LangSmith cost fields taken from ``cost``.
+
+    ``cost`` is a `Cost.as_dict()` (``response_metadata["cost"]``): its ``request_cost`` has no
+    field in LangSmith's usage schema and is left out (``total_cost`` includes it).
+    """
     return {**usage, **{key: cost[key] for key in COST_KEYS if key in cost}}
 
 

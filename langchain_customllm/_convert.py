@@ -12,7 +12,7 @@ from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, p
 from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 
 from langchain_customllm._assembly import Piece
-from langchain_customllm._chunks import UsageSafeChunk, text_chunk
+from langchain_customllm._chunks import UsageSafeChunk, text_chunk, with_costs
 from langchain_customllm.formats.base import TokenUsage, ToolCallPiece
 from langchain_customllm.pricing import Cost
 
@@ -48,11 +48,9 @@ def usage_to_metadata(usage: TokenUsage, cost: Cost | None = None) -> UsageMetad
     if usage.reasoning is not None:
         meta["output_token_details"] = OutputTokenDetails(reasoning=usage.reasoning)
     if cost is not None:
-        # Not in core's TypedDict, but LangSmith's UsageMetadata schema has them.
-        extra = cast(dict[str, Any], meta)
-        extra["input_cost"] = cost.input_cost
-        extra["output_cost"] = cost.output_cost
-        extra["total_cost"] = cost.total_cost
+        # Not in core's TypedDict, but LangSmith's UsageMetadata schema has them; the same
+        # fields a merged stream gets (see _chunks).
+        return cast(UsageMetadata, with_costs(cast(dict[str, Any], meta), cost.as_dict()))
     return meta
 
 
