@@ -306,9 +306,8 @@ def _lc(name: str, model: Any, stream_event: str) -> Client:
 
 def _our_closers(client: Client, model: Any) -> Client:
     # Close the pooled clients the model opened (private API; the benchmark only).
-    provider = model._client()
-    client.closers.append(provider.close)
-    client.aclosers.append(provider.aclose)
+    client.closers.append(model.close)
+    client.aclosers.append(model.aclose)
     return client
 
 

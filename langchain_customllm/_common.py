@@ -4,32 +4,32 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import httpx
 from langchain_core.language_models import LangSmithParams
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     SecretStr,
     field_serializer,
     field_validator,
-    model_validator,
 )
 from typing_extensions import Self
 
-from langchain_customllm._client import ProviderClient
+from langchain_customllm._auth import is_secret_header, mask_headers
 from langchain_customllm._exceptions import ConfigurationError
-from langchain_customllm.formats.base import GenerationParams, WireFormat, get_format
-from langchain_customllm.pricing import Pricing, PricingTable, resolve_pricing
+from langchain_customllm._params import check_call_values
+from langchain_customllm._runtime import Runtime
+from langchain_customllm._settings import construct, read_config, select_entry
+from langchain_customllm._value import ModelValue
+from langchain_customllm.formats.base import GenerationParams, WireFormat
+from langchain_customllm.pricing import Pricing, PricingTable
 from langchain_customllm.profiles import (
     ServerProfile,
     adapt_response_format,
     adapt_tool_choice,
-    get_profile,
 )
 
 __all__ = ["DEFAULT_BASE_URL", "CustomLLMFields"]
@@ -48,16 +48,33 @@ _PARAM_KEYS = frozenset(
 _CALL_ONLY_KEYS = frozenset({"include_stop_sequence", "extra_body", "stream"})
 
 
-_SENSITIVE_HEADER_PARTS = ("auth", "key", "token", "secret", "cookie", "password", "credential")
+def _header_env(name: str) -> str:
+    """The environment variable a secret header is serialized as a reference to."""
+    return "CUSTOMLLM_HEADER_" + "".join(c if c.isalnum() else "_" for c in name).upper()
 
 
-def _is_sensitive_header(name: str) -> bool:
-    lowered = name.lower()
-    return any(part in lowered for part in _SENSITIVE_HEADER_PARTS)
+def _check_format_can(wire: WireFormat, *, tools: bool, response_format: bool) -> None:
+    """Refuse what the wire format cannot send, rather than drop it silently."""
+    if tools and not wire.supports_tools:
+        raise ConfigurationError(
+            f"wire_format {wire.name!r} cannot send tools; use an OpenAI-compatible "
+            "endpoint (wire_format='openai') for tool calling"
+        )
+    if response_format and not wire.supports_response_format:
+        raise ConfigurationError(
+            f"wire_format {wire.name!r} cannot ask for JSON output (response_format); "
+            "use method='function_calling' on a server with tools, or the 'openai' format"
+        )
 
 
-class CustomLLMFields(BaseModel):
-    """Connection and generation settings common to the chat and the text model."""
+class CustomLLMFields(ModelValue):
+    """Connection and generation settings common to the chat and the text model.
+
+    Every setting is validated when the model is built, when it is reassigned
+    (``llm.base_url = ...``) and in ``model_copy(update=...)``; per-call overrides of the
+    generation settings go through the same validators. A failure is a
+    `ConfigurationError` naming the setting and what it accepts.
+    """
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
 
@@ -90,14 +107,15 @@ class CustomLLMFields(BaseModel):
     ``"ollama"``, ``"tgi"``), a `WireFormat` instance, or a mapping such as a ``kind: custom``
     description of your own API (validated when the model is built)."""
 
-    temperature: float | None = None
-    """Sampling temperature; None leaves the server's default."""
+    temperature: float | None = Field(default=None, ge=0)
+    """Sampling temperature (0 or more); None leaves the server's default."""
 
-    max_tokens: int | None = None
-    """Cap on generated tokens, sent as ``max_tokens`` (never renamed)."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Cap on generated tokens (1 or more), sent under the format's name for it; None
+    leaves the server's default."""
 
-    top_p: float | None = None
-    """Nucleus sampling probability mass; None leaves the server's default."""
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    """Nucleus sampling probability mass, 0 to 1; None leaves the server's default."""
 
     seed: int | None = None
     """Random seed for servers that support deterministic sampling."""
@@ -113,14 +131,22 @@ class CustomLLMFields(BaseModel):
     client-side only: the server generates until it ends or reaches ``max_tokens``, which
     costs tokens past the stop. Set ``max_tokens``."""
 
-    timeout: float | None = Field(default=120.0, alias="request_timeout")
-    """Seconds to wait for connect, each read, write and a pooled connection; None: forever."""
+    timeout: float | None = Field(default=120.0, alias="request_timeout", gt=0)
+    """Seconds (more than 0) to wait for connect, each read, write and a pooled connection;
+    None: forever."""
 
     max_retries: int = Field(default=2, ge=0)
     """Retries after the first attempt on 408/409/429/5xx and connection errors."""
 
     default_headers: dict[str, str] | None = Field(default=None, repr=False)
-    """Extra headers sent with every request (hidden from repr: they may hold secrets)."""
+    """Extra headers sent with every request. Hidden from repr; credential-looking ones
+    (``Authorization``, ``x-api-key``, ``Cookie``, any name with auth/key/token/secret, and
+    those in ``secret_headers``) are masked in dumps, tracing and errors, and serialized by
+    ``dumps`` as secrets (``CUSTOMLLM_HEADER_<NAME>``)."""
+
+    secret_headers: list[str] = Field(default_factory=list)
+    """More header names whose values are secret (masked and serialized like the key),
+    for credentials whose header name does not look like one."""
 
     extra_body: dict[str, Any] | None = None
     """Vendor parameters merged verbatim into the top level of the JSON body
@@ -144,8 +170,8 @@ class CustomLLMFields(BaseModel):
     logprobs: bool | None = None
     """Ask for token log-probabilities (in ``response_metadata["logprobs"]``)."""
 
-    top_logprobs: int | None = None
-    """How many alternatives per token to return with ``logprobs``."""
+    top_logprobs: int | None = Field(default=None, ge=0)
+    """How many alternatives per token to return with ``logprobs`` (0 or more)."""
 
     server_profile: str | ServerProfile | dict[str, Any] | None = None
     """What the server can do: ``"llamacpp"``, ``"vllm"``, ``"litellm"``, ``"ollama"``, a
@@ -171,56 +197,34 @@ class CustomLLMFields(BaseModel):
     http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
     """Your own ``httpx.AsyncClient``; not closed by us."""
 
-    _provider_client: ProviderClient | None = PrivateAttr(default=None)
-    _format: WireFormat | None = PrivateAttr(default=None)
-    _profile: ServerProfile | None = PrivateAttr(default=None)
-    _pricing: Pricing | PricingTable | None = PrivateAttr(default=None)
-
-    @model_validator(mode="after")
-    def _resolve_pricing(self) -> Self:
-        # A bad table file fails when the model is built, not on its first answer.
-        self._pricing = resolve_pricing(self.pricing)
-        return self
-
-    def _private(self) -> dict[str, Any]:
-        # Private attributes read as ``self._x`` go through pydantic's ``__getattr__``
-        # (~3 µs each, several per call on the hot path); the dict itself is ~0.1 µs.
-        return cast(dict[str, Any], self.__pydantic_private__)
-
-    def _price_source(self) -> Pricing | PricingTable | None:
-        private = self._private()
-        pricing: Pricing | PricingTable | None = private["_pricing"]
-        if pricing is None and self.pricing is not None:  # built by model_construct()
-            pricing = private["_pricing"] = resolve_pricing(self.pricing)
-        return pricing
-
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+        url = value.rstrip("/")
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            parsed = None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
             raise ConfigurationError(
-                f"base_url must start with http:// or https://, got {value!r} "
+                "base_url must be an http:// or https:// URL with a host "
                 "(e.g. http://127.0.0.1:8000/v1)"
             )
-        return value.rstrip("/")
+        return url
 
-    @model_validator(mode="after")
-    def _resolve_server_profile(self) -> Self:
-        self._profile = get_profile(self.server_profile)
-        return self
-
-    def _server(self) -> ServerProfile:
-        private = self._private()
-        profile: ServerProfile | None = private["_profile"]
-        if profile is None:  # a model_construct()-built instance skipped validation
-            profile = private["_profile"] = get_profile(self.server_profile)
-        return profile
-
-    @model_validator(mode="after")
-    def _resolve_wire_format(self) -> Self:
-        # Resolved once, at construction: a bad name or description fails here, not on a call.
-        self._format = get_format(self.wire_format)
-        return self
+    @field_validator("default_headers", mode="before")
+    @classmethod
+    def _check_headers(cls, value: Any) -> Any:
+        # `loads(dumps(llm))` without the secret revives a secret header as None.
+        if isinstance(value, Mapping):
+            missing = [name for name, v in value.items() if v is None]
+            if missing:
+                raise ConfigurationError(
+                    f"default_headers {missing} hold secrets that were not supplied: pass "
+                    f"loads(..., secrets_map={{{', '.join(map(repr, map(_header_env, missing)))}"
+                    ": ...}) or set those environment variables with secrets_from_env=True"
+                )
+        return value
 
     @classmethod
     def is_lc_serializable(cls) -> bool:
@@ -236,16 +240,13 @@ class CustomLLMFields(BaseModel):
         """
         secrets = {"api_key": "CUSTOMLLM_API_KEY"}
         for name in self.default_headers or {}:
-            if _is_sensitive_header(name):
-                env = "CUSTOMLLM_HEADER_" + "".join(c if c.isalnum() else "_" for c in name)
-                secrets[f"default_headers.{name}"] = env.upper()
+            if is_secret_header(name, self.secret_headers):
+                secrets[f"default_headers.{name}"] = _header_env(name)
         return secrets
 
     @field_serializer("default_headers")
     def _mask_headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:
-        if headers is None:
-            return None
-        return {k: "**********" if _is_sensitive_header(k) else v for k, v in headers.items()}
+        return mask_headers(headers, self.secret_headers)
 
     @classmethod
     def from_config(
@@ -258,52 +259,28 @@ class CustomLLMFields(BaseModel):
                 ``models:`` (and optional shared ``formats:``).
             name: Which entry of ``models:`` to build; optional if there is only one.
         """
-        from langchain_customllm.config import select_model
-
-        model = select_model(source, name, cls)  # type: ignore[arg-type]
-        assert isinstance(model, cls)
-        return model
+        config = read_config(source)
+        name, spec, keys = select_entry(config, name)
+        if not isinstance(spec, Mapping):
+            raise ConfigurationError(f"{config.where(*keys)}expected a mapping of settings")
+        settings = {k: v for k, v in spec.items() if k != "type"}
+        return construct(cls, name or cls.__name__, settings, config, keys)
 
     # ------------------------------------------------------------------ helpers
-
-    def _client(self) -> ProviderClient:
-        private = self._private()
-        client: ProviderClient | None = private["_provider_client"]
-        if client is None:
-            client = private["_provider_client"] = ProviderClient(
-                base_url=self.base_url,
-                api_key=self.api_key,
-                api_key_header=self.api_key_header,
-                api_key_scheme=self.api_key_scheme,
-                default_headers=self.default_headers,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                http_client=self.http_client,
-                http_async_client=self.http_async_client,
-                stream_chunk_timeout=self.stream_chunk_timeout,
-                verify=self.verify,
-                cert=self.cert,
-            )
-        return client
-
-    def _wire(self) -> WireFormat:
-        private = self._private()
-        wire: WireFormat | None = private["_format"]
-        if wire is None:  # a model_construct()-built instance skipped validation
-            wire = private["_format"] = get_format(self.wire_format)
-        return wire
 
     def _resolve_stop(self, stop: list[str] | None) -> list[str] | None:
         return stop if stop is not None else self.stop
 
     def _params(
-        self, stop: list[str] | None, kwargs: dict[str, Any]
+        self, runtime: Runtime, stop: list[str] | None, kwargs: dict[str, Any]
     ) -> tuple[GenerationParams, bool]:
         """Merge fields with per-call overrides: (request params, include_stop)."""
         extra: dict[str, Any] = dict(self.extra_body or {})
         tools: tuple[dict[str, Any], ...] = ()
         tool_choice = response_format = None
+        call: dict[str, Any] = {}
         if kwargs:  # the common call has none: skip the merging
+            call = check_call_values(type(self), kwargs)
             call_extra = kwargs.get("extra_body")
             if call_extra:
                 extra.update(call_extra)
@@ -311,56 +288,47 @@ class CustomLLMFields(BaseModel):
                 if key in _PARAM_KEYS or key in _CALL_ONLY_KEYS or key.startswith("ls_"):
                     continue
                 extra[key] = value
-            profile = self._server()
             tools = tuple(kwargs.get("tools") or ())
-            self._check_format_can(tools=bool(tools), response_format="response_format" in kwargs)
-            tool_choice = adapt_tool_choice(kwargs.get("tool_choice"), tools, profile)
+            _check_format_can(
+                runtime.wire, tools=bool(tools), response_format="response_format" in kwargs
+            )
+            tool_choice = adapt_tool_choice(kwargs.get("tool_choice"), tools, runtime.profile)
             response_format = kwargs.get("response_format")
             if response_format is not None:
-                response_format = adapt_response_format(response_format, profile)
+                response_format = adapt_response_format(response_format, runtime.profile)
         stops = self._resolve_stop(stop)
-        include = bool(kwargs.get("include_stop_sequence", self.include_stop_sequence))
+        include = bool(call.get("include_stop_sequence", self.include_stop_sequence))
         # Most servers cut the stop sequence away (llama.cpp, vLLM), so it could not be put
         # back: to keep it, stops are enforced on our side only, unless the server keeps it.
-        wire = self._wire()
+        wire = runtime.wire
         send_stop = wire.sends_stop_to_server and (not include or wire.keeps_stop_text)
         params = GenerationParams(
-            model=kwargs.get("model", self.model),
-            temperature=kwargs.get("temperature", self.temperature),
-            max_tokens=kwargs.get("max_tokens", self.max_tokens),
-            top_p=kwargs.get("top_p", self.top_p),
-            seed=kwargs.get("seed", self.seed),
+            model=call.get("model", self.model),
+            temperature=call.get("temperature", self.temperature),
+            max_tokens=call.get("max_tokens", self.max_tokens),
+            top_p=call.get("top_p", self.top_p),
+            seed=call.get("seed", self.seed),
             stop=tuple(stops or ()) if send_stop else (),
-            stream_usage=kwargs.get("stream_usage", self.stream_usage),
+            stream_usage=call.get("stream_usage", self.stream_usage),
             extra_body=extra,
             tools=tools,
             tool_choice=tool_choice if tools else None,
             response_format=response_format,
-            logprobs=kwargs.get("logprobs", self.logprobs),
-            top_logprobs=kwargs.get("top_logprobs", self.top_logprobs),
+            logprobs=call.get("logprobs", self.logprobs),
+            top_logprobs=call.get("top_logprobs", self.top_logprobs),
         )
         return params, include
 
     def _check_format_can(self, *, tools: bool, response_format: bool) -> None:
         """Refuse what the wire format cannot send, rather than drop it silently."""
-        wire = self._wire()
-        if tools and not wire.supports_tools:
-            raise ConfigurationError(
-                f"wire_format {wire.name!r} cannot send tools; use an OpenAI-compatible "
-                "endpoint (wire_format='openai') for tool calling"
-            )
-        if response_format and not wire.supports_response_format:
-            raise ConfigurationError(
-                f"wire_format {wire.name!r} cannot ask for JSON output (response_format); "
-                "use method='function_calling' on a server with tools, or the 'openai' format"
-            )
+        _check_format_can(self._runtime().wire, tools=tools, response_format=response_format)
 
     def _identifying(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "base_url": self.base_url,
             "provider": self.provider,
-            "wire_format": self._wire().name,
+            "wire_format": self._runtime().wire.name,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "top_p": self.top_p,
@@ -386,3 +354,7 @@ class CustomLLMFields(BaseModel):
         if stops:
             out["ls_stop"] = stops
         return out
+
+
+# The settings validated on reassignment (see `ModelValue`): all of this class's fields.
+CustomLLMFields._settings = frozenset(CustomLLMFields.model_fields)

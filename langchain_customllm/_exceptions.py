@@ -121,7 +121,13 @@ class CustomLLMError(ModelError):
 
 
 class ConfigurationError(CustomLLMError, ValueError):
-    """A setting is missing or invalid; raised before any request is sent."""
+    """A setting is missing or invalid; raised before any request is sent.
+
+    Attributes:
+        setting: The setting at fault, where one is known (files point at its line).
+    """
+
+    setting: str | None = None
 
 
 class APIConnectionError(CustomLLMError, ModelConnectionError):
@@ -292,6 +298,25 @@ def _is_context_overflow(status: int, body: Any, detail: str) -> bool:
     return status in (400, 413, 422) and any(phrase in lowered for phrase in _OVERFLOW_PHRASES)
 
 
+# How servers that answer 500 to a request they could not even parse say so: pydantic
+# (llama-cpp-python, vLLM's older paths), nlohmann::json (llama.cpp), Python's json.
+_REQUEST_INVALID_PHRASES = (
+    "validation error for",
+    "input should be a valid",
+    "field required",
+    "extra inputs are not permitted",
+    "[json.exception.",
+    "json decode error",
+    "expecting value: line",
+)
+
+
+def _is_invalid_request(status: int, detail: str) -> bool:
+    """A 5xx whose message is plainly the server refusing our request, not failing."""
+    lowered = detail.lower()
+    return status >= 500 and any(phrase in lowered for phrase in _REQUEST_INVALID_PHRASES)
+
+
 _HINTS = {
     400: "check the request parameters",
     401: "check api_key (env CUSTOMLLM_API_KEY) and api_key_header/api_key_scheme",
@@ -345,6 +370,12 @@ def error_from_response(
     elif _is_context_overflow(status_code, body, detail):
         cls = ContextLengthExceededError
         message = f"{detail} -- shorten the prompt or lower max_tokens"
+    elif _is_invalid_request(status_code, detail):
+        cls = BadRequestError
+        message = (
+            f"The server refused the request as invalid (with HTTP {status_code}, not 400): "
+            f"{detail} -- check the request parameters and extra_body; not retried"
+        )
     elif status_code in (400, 413, 422):
         cls = BadRequestError
     elif status_code == 401:
@@ -365,8 +396,10 @@ def error_from_response(
         cls = APIStatusError
     err = cls(message, status_code=status_code, body=body, request_id=request_id_of(headers))
     err.retry_after = parse_retry_after(headers)
-    # Per instance: the server's x-should-retry may overrule what the status implies.
-    err.is_retryable = should_retry_status(status_code, headers)
+    # Per instance: the server's x-should-retry may overrule what the status implies; a
+    # request the server found invalid fails the same way every time.
+    refused = status_code >= 500 and cls is BadRequestError
+    err.is_retryable = not refused and should_retry_status(status_code, headers)
     return err
 
 

@@ -13,16 +13,24 @@ Nothing here sleeps or does I/O, so every decision is unit-tested directly.
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # tenacity is imported on the first retry only (it costs ~10 ms to import)
+    from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 __all__ = [
     "INITIAL_RETRY_DELAY",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
+    "apolicy",
     "backoff_delay",
+    "can_retry",
     "parse_retry_after",
+    "policy",
     "retry_delay_for",
     "should_retry_status",
 ]
@@ -103,3 +111,63 @@ def retry_delay_for(
         if retry_after > MAX_RETRY_AFTER:
             return None
     return backoff_delay(attempt, rand)
+
+
+def can_retry(error: BaseException) -> bool:
+    """Whether ``error`` is worth another attempt at all (jitter aside)."""
+    # Jitter does not change *whether* we retry, so decide with a fixed draw.
+    return retry_delay_for(error, 0, rand=lambda: 0.0) is not None
+
+
+_logger = logging.getLogger("langchain_customllm")
+
+
+def _waiter(target: str, max_retries: int) -> Callable[[RetryCallState], float]:
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = (retry_delay_for(exc, state.attempt_number - 1) if exc else None) or 0.0
+        _logger.info(
+            "Retrying request to %s in %.2f s after %s (attempt %d of %d)",
+            target,
+            delay,
+            type(exc).__name__,
+            state.attempt_number + 1,
+            max_retries + 1,
+        )
+        return delay
+
+    return wait
+
+
+def policy(target: str, max_retries: int, sleep: Callable[[float], None]) -> Retrying:
+    """The tenacity policy for one request: our decisions, delays and log line.
+
+    Args:
+        target: What the log line names (the base URL; never a header).
+        max_retries: Retries after the first attempt.
+        sleep: How to wait (tests record instead of sleeping).
+    """
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
+    return Retrying(
+        stop=stop_after_attempt(max_retries + 1),
+        wait=_waiter(target, max_retries),
+        retry=retry_if_exception(can_retry),
+        sleep=sleep,
+        reraise=True,
+    )
+
+
+def apolicy(
+    target: str, max_retries: int, sleep: Callable[[float], Awaitable[None]]
+) -> AsyncRetrying:
+    """Async twin of `policy`."""
+    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+    return AsyncRetrying(
+        stop=stop_after_attempt(max_retries + 1),
+        wait=_waiter(target, max_retries),
+        retry=retry_if_exception(can_retry),
+        sleep=sleep,
+        reraise=True,
+    )

@@ -6,19 +6,32 @@ matching and metadata are all in the shared `_StreamRun` and `Assembler`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from langchain_customllm._assembly import Assembler, Piece
-from langchain_customllm._client import ProviderClient
-from langchain_customllm._exceptions import CustomLLMError
+from langchain_customllm._exceptions import (
+    ContextLengthExceededError,
+    CustomLLMError,
+    StreamError,
+)
 from langchain_customllm._framing import SSEEvent
+from langchain_customllm._runtime import Runtime
 from langchain_customllm.formats.base import (
-    WireFormat,
     WireRequest,
     parse_event_safely,
     parse_response_safely,
 )
+
+# llama-cpp-python answers a prompt longer than its context with 200 and an empty stream.
+_EMPTY_STREAM_HINT = (
+    " -- the server sent nothing at all: an empty stream at once often means the prompt is "
+    "too long for the model's context (invoke() gets ContextLengthExceededError from such a "
+    "server); shorten it, or lower max_tokens"
+)
+# A rough size of a request in tokens, used only to explain an empty stream.
+_CHARS_PER_TOKEN = 4
 
 __all__ = ["acomplete", "aiter_pieces", "complete", "iter_pieces"]
 
@@ -26,37 +39,54 @@ __all__ = ["acomplete", "aiter_pieces", "complete", "iter_pieces"]
 class _StreamRun:
     """The pure per-event step of one streamed answer."""
 
-    __slots__ = ("assembler", "chat", "fmt", "info")
+    __slots__ = ("assembler", "chat", "context_window", "events", "fmt", "info", "request")
 
-    def __init__(self, fmt: WireFormat, assembler: Assembler, chat: bool) -> None:
-        self.fmt = fmt
+    def __init__(
+        self, runtime: Runtime, request: WireRequest, assembler: Assembler, chat: bool
+    ) -> None:
+        self.fmt = runtime.wire
+        self.context_window = runtime.profile.context_window
+        self.request = request
         self.assembler = assembler
         self.chat = chat
+        self.events = 0
         self.info: dict[str, Any] = {}  # the client notes the request id here
 
     def step(self, event: SSEEvent) -> Piece | None:
+        self.events += 1
         parsed = parse_event_safely(self.fmt, event, chat=self.chat)
         if parsed is None:
             return None
         return self.assembler.feed(parsed)
 
-    def attach_partial(self, error: CustomLLMError) -> None:
+    def explain(self, error: CustomLLMError) -> CustomLLMError:
+        """The error to raise: with the output so far, and the likely cause of an empty stream."""
         # Output that already reached the caller is named on the error, never lost.
         if error.partial_text is None:
             error.partial_text = self.assembler.text_so_far
         if error.request_id is None:
             error.request_id = self.info.get("request_id")
+        if not isinstance(error, StreamError) or self.events or error.partial_text:
+            return error
+        # Nothing at all came back: the likeliest cause is a prompt the context cannot hold.
+        tokens = len(json.dumps(self.request.body)) // _CHARS_PER_TOKEN
+        if self.context_window is not None and tokens >= self.context_window:
+            return ContextLengthExceededError(
+                f"The server sent an empty stream, and the request (about {tokens} tokens at "
+                f"{_CHARS_PER_TOKEN} characters a token) does not fit its context of "
+                f"{self.context_window} tokens (server_profile context_window) -- shorten "
+                "the prompt or lower max_tokens",
+                request_id=error.request_id,
+                partial_text="",
+            )
+        error.message += _EMPTY_STREAM_HINT
+        error.args = (error.message,)
+        return error
 
 
-def complete(
-    client: ProviderClient,
-    request: WireRequest,
-    fmt: WireFormat,
-    assembler: Assembler,
-    *,
-    chat: bool,
-) -> Piece:
+def complete(runtime: Runtime, request: WireRequest, assembler: Assembler, *, chat: bool) -> Piece:
     """Send one request and turn the whole answer into the final piece."""
+    client, fmt = runtime.client, runtime.wire
     try:
         body = client.send(request, fmt.error_message)
         return assembler.whole(parse_response_safely(fmt, body, chat=chat))
@@ -65,14 +95,10 @@ def complete(
 
 
 async def acomplete(
-    client: ProviderClient,
-    request: WireRequest,
-    fmt: WireFormat,
-    assembler: Assembler,
-    *,
-    chat: bool,
+    runtime: Runtime, request: WireRequest, assembler: Assembler, *, chat: bool
 ) -> Piece:
     """Async twin of `complete`."""
+    client, fmt = runtime.client, runtime.wire
     try:
         body = await client.asend(request, fmt.error_message)
         return assembler.whole(parse_response_safely(fmt, body, chat=chat))
@@ -81,9 +107,8 @@ async def acomplete(
 
 
 def iter_pieces(
-    client: ProviderClient,
+    runtime: Runtime,
     request: WireRequest,
-    fmt: WireFormat,
     assembler: Assembler,
     *,
     chat: bool,
@@ -94,11 +119,12 @@ def iter_pieces(
     With ``whole`` (or a format that cannot stream) the request is a plain one and its
     whole answer is the only piece: used where a server's streaming is known to be broken.
     """
+    client, fmt = runtime.client, runtime.wire
     if whole or not fmt.supports_streaming:
         # The server cannot stream: one whole answer becomes the only (final) piece.
-        yield complete(client, request, fmt, assembler, chat=chat)
+        yield complete(runtime, request, assembler, chat=chat)
         return
-    run = _StreamRun(fmt, assembler, chat)
+    run = _StreamRun(runtime, request, assembler, chat)
     events = client.stream(request, fmt.framing, fmt.error_message, run.info)
     try:
         # Read to the end of the body even after the end marker: a response closed early
@@ -109,8 +135,7 @@ def iter_pieces(
                 yield piece
         yield assembler.finish()
     except CustomLLMError as error:
-        run.attach_partial(error)
-        raise client.redact(error) from error.__cause__
+        raise client.redact(run.explain(error)) from error.__cause__
     finally:
         # Closing the event generator closes the HTTP response and frees the connection,
         # also when the caller stops early or a stop sequence ended the answer.
@@ -118,19 +143,19 @@ def iter_pieces(
 
 
 async def aiter_pieces(
-    client: ProviderClient,
+    runtime: Runtime,
     request: WireRequest,
-    fmt: WireFormat,
     assembler: Assembler,
     *,
     chat: bool,
     whole: bool = False,
 ) -> AsyncIterator[Piece]:
     """Async twin of `iter_pieces`."""
+    client, fmt = runtime.client, runtime.wire
     if whole or not fmt.supports_streaming:
-        yield await acomplete(client, request, fmt, assembler, chat=chat)
+        yield await acomplete(runtime, request, assembler, chat=chat)
         return
-    run = _StreamRun(fmt, assembler, chat)
+    run = _StreamRun(runtime, request, assembler, chat)
     events = client.astream(request, fmt.framing, fmt.error_message, run.info)
     try:
         async for event in events:
@@ -139,7 +164,6 @@ async def aiter_pieces(
                 yield piece
         yield assembler.finish()
     except CustomLLMError as error:
-        run.attach_partial(error)
-        raise client.redact(error) from error.__cause__
+        raise client.redact(run.explain(error)) from error.__cause__
     finally:
         await events.aclose()

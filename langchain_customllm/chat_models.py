@@ -25,6 +25,7 @@ from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._common import CustomLLMFields
 from langchain_customllm._convert import piece_to_chat_chunk, piece_to_message, token_usage_dict
 from langchain_customllm._exceptions import ConfigurationError
+from langchain_customllm._runtime import Runtime
 from langchain_customllm._streaming import acomplete, aiter_pieces, complete, iter_pieces
 from langchain_customllm._structured import (
     StructuredMethod,
@@ -87,7 +88,11 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         return self._ls_common(stop, kwargs, "chat")
 
     def _resolve_model_profile(self) -> ModelProfile | None:
-        return self._server().model_profile()
+        runtime = self._runtime()
+        return runtime.profile.model_profile(runtime.wire)
+
+    def _derived_profile(self) -> Any:
+        return self._resolve_model_profile()
 
     # ------------------------------------------------------------------ tools, structure
 
@@ -116,7 +121,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
             ConfigurationError: At bind time, if the server cannot honour ``tool_choice``.
         """
         self._check_format_can(tools=True, response_format=False)
-        profile = self._server()
+        profile = self._runtime().profile
         formatted = format_tools(tools, profile, strict)
         check_tool_choice(tool_choice, formatted, profile)
         if parallel_tool_calls is not None:
@@ -156,7 +161,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         return structured_output(
             self,
             self.bind_tools,
-            self._server(),
+            self._runtime().profile,
             schema,
             method=method,
             include_raw=include_raw,
@@ -172,10 +177,21 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         kwargs: dict[str, Any],
         *,
         stream: bool,
-    ) -> tuple[WireRequest, Assembler, bool]:
+    ) -> tuple[Runtime, WireRequest, Assembler, bool]:
         """Build the request; the flag says to fetch a whole answer even for a stream."""
-        params, include_stop = self._params(stop, kwargs)
-        profile = self._server()
+        if not messages:
+            raise ConfigurationError(
+                "No messages to send: the input is an empty list, and a server would make an "
+                "answer up from nothing; pass at least one message"
+            )
+        runtime = self._runtime()
+        params, include_stop = self._params(runtime, stop, kwargs)
+        profile = runtime.profile
+        if not runtime.wire.supports_images and _has_images(messages):
+            raise ConfigurationError(
+                f"wire_format {runtime.wire.name!r} cannot carry images, so they would be "
+                "lost; use the 'openai' or 'ollama' format for image input"
+            )
         if not profile.image_inputs and _has_images(messages):
             raise ConfigurationError(
                 f"server_profile {profile.name!r} says this server ignores images, so they "
@@ -189,15 +205,15 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
             and params.tool_choice in (None, "auto")
             and not profile.tool_stream_auto
         )
-        request = self._wire().chat_request(messages, params, stream=stream and not whole)
+        request = runtime.wire.chat_request(messages, params, stream=stream and not whole)
         assembler = Assembler(
             self._resolve_stop(stop),
             include_stop,
             params.model,
-            self._price_source(),
+            runtime.pricing,
             usage_estimated=profile.usage_estimated,
         )
-        return request, assembler, whole
+        return runtime, request, assembler, whole
 
     @staticmethod
     def _result(piece: Piece) -> ChatResult:
@@ -226,8 +242,8 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
-        request, assembler, _ = self._prepare(messages, stop, kwargs, stream=False)
-        return self._result(complete(self._client(), request, self._wire(), assembler, chat=True))
+        runtime, request, assembler, _ = self._prepare(messages, stop, kwargs, stream=False)
+        return self._result(complete(runtime, request, assembler, chat=True))
 
     async def _agenerate(
         self,
@@ -238,10 +254,8 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
-        request, assembler, _ = self._prepare(messages, stop, kwargs, stream=False)
-        return self._result(
-            await acomplete(self._client(), request, self._wire(), assembler, chat=True)
-        )
+        runtime, request, assembler, _ = self._prepare(messages, stop, kwargs, stream=False)
+        return self._result(await acomplete(runtime, request, assembler, chat=True))
 
     def _stream(
         self,
@@ -250,10 +264,8 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request, assembler, whole = self._prepare(messages, stop, kwargs, stream=True)
-        for piece in iter_pieces(
-            self._client(), request, self._wire(), assembler, chat=True, whole=whole
-        ):
+        runtime, request, assembler, whole = self._prepare(messages, stop, kwargs, stream=True)
+        for piece in iter_pieces(runtime, request, assembler, chat=True, whole=whole):
             chunk = piece_to_chat_chunk(piece)
             # langchain-core's stream() fires the token callback itself and passes no
             # run_manager; other callers (streaming=True, event protocols) pass one.
@@ -268,10 +280,8 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        request, assembler, whole = self._prepare(messages, stop, kwargs, stream=True)
-        async for piece in aiter_pieces(
-            self._client(), request, self._wire(), assembler, chat=True, whole=whole
-        ):
+        runtime, request, assembler, whole = self._prepare(messages, stop, kwargs, stream=True)
+        async for piece in aiter_pieces(runtime, request, assembler, chat=True, whole=whole):
             chunk = piece_to_chat_chunk(piece)
             if run_manager is not None:
                 await run_manager.on_llm_new_token(piece.text, chunk=chunk)

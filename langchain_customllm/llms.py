@@ -19,6 +19,7 @@ from pydantic import ConfigDict
 from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._common import CustomLLMFields
 from langchain_customllm._convert import add_token_usage, piece_to_generation_chunk
+from langchain_customllm._runtime import Runtime
 from langchain_customllm._streaming import acomplete, aiter_pieces, complete, iter_pieces
 from langchain_customllm.formats.base import WireRequest
 from langchain_customllm.pricing import sum_costs
@@ -70,15 +71,20 @@ class CustomLLM(CustomLLMFields, LLM):
 
     def _prepare(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool
-    ) -> tuple[WireRequest, Assembler]:
-        params, include_stop = self._params(stop, kwargs)
-        request = self._wire().completion_request(prompt, params, stream=stream)
-        return request, Assembler(
-            self._resolve_stop(stop),
-            include_stop,
-            params.model,
-            self._price_source(),
-            usage_estimated=self._server().usage_estimated,
+    ) -> tuple[Runtime, WireRequest, Assembler]:
+        runtime = self._runtime()
+        params, include_stop = self._params(runtime, stop, kwargs)
+        request = runtime.wire.completion_request(prompt, params, stream=stream)
+        return (
+            runtime,
+            request,
+            Assembler(
+                self._resolve_stop(stop),
+                include_stop,
+                params.model,
+                runtime.pricing,
+                usage_estimated=runtime.profile.usage_estimated,
+            ),
         )
 
     @staticmethod
@@ -108,14 +114,14 @@ class CustomLLM(CustomLLMFields, LLM):
         return LLMResult(generations=[[g] for g in generations], llm_output=llm_output)
 
     def _complete(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Piece:
-        request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
-        return complete(self._client(), request, self._wire(), assembler, chat=False)
+        runtime, request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
+        return complete(runtime, request, assembler, chat=False)
 
     async def _acomplete(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
     ) -> Piece:
-        request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
-        return await acomplete(self._client(), request, self._wire(), assembler, chat=False)
+        runtime, request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
+        return await acomplete(runtime, request, assembler, chat=False)
 
     # ------------------------------------------------------------------ I/O shells
 
@@ -182,8 +188,8 @@ class CustomLLM(CustomLLMFields, LLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        request, assembler = self._prepare(prompt, stop, kwargs, stream=True)
-        for piece in iter_pieces(self._client(), request, self._wire(), assembler, chat=False):
+        runtime, request, assembler = self._prepare(prompt, stop, kwargs, stream=True)
+        for piece in iter_pieces(runtime, request, assembler, chat=False):
             chunk = piece_to_generation_chunk(piece)
             # langchain-core does not fire the token callback for LLMs: do it before yielding.
             if run_manager is not None:
@@ -197,10 +203,8 @@ class CustomLLM(CustomLLMFields, LLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        request, assembler = self._prepare(prompt, stop, kwargs, stream=True)
-        async for piece in aiter_pieces(
-            self._client(), request, self._wire(), assembler, chat=False
-        ):
+        runtime, request, assembler = self._prepare(prompt, stop, kwargs, stream=True)
+        async for piece in aiter_pieces(runtime, request, assembler, chat=False):
             chunk = piece_to_generation_chunk(piece)
             if run_manager is not None:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)

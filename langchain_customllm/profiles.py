@@ -15,11 +15,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.language_models.model_profile import ModelProfile
 
 from langchain_customllm._exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from langchain_customllm.formats.base import WireFormat
 
 __all__ = [
     "PROFILES",
@@ -55,6 +58,9 @@ class ServerProfile:
         usage_estimated: Usage is the server's estimate, not the model's count (gateways).
         n: Honours ``n`` > 1.
         logprobs: Returns ``logprobs`` when asked.
+        context_window: Tokens the server's context holds, when known (``/props``
+            ``n_ctx`` on llama.cpp); an empty stream for a request larger than that is
+            reported as `ContextLengthExceededError`.
     """
 
     name: str
@@ -70,17 +76,25 @@ class ServerProfile:
     usage_estimated: bool = False
     n: bool = True
     logprobs: bool = True
+    context_window: int | None = None
 
-    def model_profile(self) -> ModelProfile:
-        """The langchain-core `ModelProfile` this server profile implies."""
+    def model_profile(self, wire: WireFormat | None = None) -> ModelProfile:
+        """The langchain-core `ModelProfile` this server profile implies.
+
+        Args:
+            wire: The wire format in use: what it cannot carry (tools, images) is not
+                claimed, whatever the server could do.
+        """
+        tools = self.tool_calling and (wire is None or wire.supports_tools)
+        images = self.image_inputs and (wire is None or wire.supports_images)
         return ModelProfile(
             text_inputs=True,
             text_outputs=True,
-            image_inputs=self.image_inputs,
-            image_url_inputs=self.image_inputs,
-            tool_calling=self.tool_calling,
-            tool_choice=self.tool_calling and self.tool_choice_named,
-            tool_call_streaming=self.tool_calling,
+            image_inputs=images,
+            image_url_inputs=images,
+            tool_calling=tools,
+            tool_choice=tools and self.tool_choice_named,
+            tool_call_streaming=tools,
         )
 
 

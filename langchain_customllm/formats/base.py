@@ -171,6 +171,8 @@ class WireFormat(ABC):
             then stops are sent even with ``include_stop_sequence``.
         supports_tools: Whether requests can carry tools and answers tool calls.
         supports_response_format: Whether requests can ask for JSON / JSON-schema output.
+        supports_images: Whether requests can carry image content (else images are refused,
+            never dropped).
     """
 
     name: ClassVar[str]
@@ -181,6 +183,7 @@ class WireFormat(ABC):
     keeps_stop_text: ClassVar[bool] = False
     supports_tools: ClassVar[bool] = False
     supports_response_format: ClassVar[bool] = False
+    supports_images: ClassVar[bool] = False
 
     @abstractmethod
     def chat_request(

@@ -188,6 +188,7 @@ class OllamaFormat(WireFormat):
 
     name = "ollama"
     framing = "ndjson"
+    supports_images = True
 
     def chat_request(
         self, messages: Sequence[BaseMessage], params: GenerationParams, *, stream: bool

@@ -166,6 +166,7 @@ class OpenAIFormat(WireFormat):
     framing = "sse"
     supports_tools = True
     supports_response_format = True
+    supports_images = True
 
     def chat_request(
         self, messages: Sequence[BaseMessage], params: GenerationParams, *, stream: bool

@@ -69,7 +69,7 @@ def build_model(
         kwargs.pop("stream_chunk_timeout", None)
     model = cls(**kwargs)
     if recorder is not None:
-        client = model._client()
+        client = model._runtime().client
         client.sleep = recorder.sleep
         client.asleep = recorder.asleep
     return model
@@ -106,7 +106,7 @@ def _run_method(model: Any, method: str, prompt: str, seen: list[str]) -> str:
                 seen.append(text_of(chunk))
             return "".join(seen)
         finally:
-            await model._client().aclose()
+            await model.aclose()
 
     return asyncio.run(run())
 
@@ -147,5 +147,5 @@ def call(model: Any, method: str, prompt: str = PROMPT, limit: float = WATCHDOG_
         within_watchdog(run, limit)
     finally:
         outcome.elapsed = time.monotonic() - start
-        model._client().close()
+        model.close()
     return outcome

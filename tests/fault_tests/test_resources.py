@@ -46,7 +46,7 @@ SETTLE_S = 3.0
 
 
 def sync_pool(model: Any) -> Any:
-    client = model._client()._sync_client
+    client = model._runtime().client.pools._sync
     assert client is not None, "the model made no sync client"
     return client._transport._pool
 
@@ -67,10 +67,9 @@ class _Pools:
 
 
 def async_pool(model: Any) -> Any:
-    clients = model._client()._async_clients
-    client = clients.get(asyncio.get_running_loop())
-    assert client is not None, "the model made no async client for this loop"
-    return _Pools(client._transport)
+    entry = model._runtime().client.pools._async.get(asyncio.get_running_loop())
+    assert entry is not None, "the model made no async client for this loop"
+    return _Pools(entry[0]._transport)
 
 
 def assert_pool_settled(pool: Any) -> None:
@@ -133,7 +132,7 @@ def test_break_out_of_astream(server: FaultyServer, cls_name: str) -> None:
             if (i + 1) % CHECK_EVERY == 0:
                 await settle(server, model)
         await settle(server, model)
-        await model._client().aclose()
+        await model.aclose()
 
     within_watchdog(lambda: asyncio.run(run()), limit=60)
     assert server.attempts == n
@@ -187,7 +186,7 @@ def test_cancel_astream_task(server: FaultyServer, cls_name: str) -> None:
             if (i + 1) % CHECK_EVERY == 0:
                 await settle(server, model)
         await settle(server, model)
-        await model._client().aclose()
+        await model.aclose()
 
     within_watchdog(lambda: asyncio.run(run()), limit=60)
     assert server.attempts == n
@@ -252,7 +251,7 @@ def test_completed_answers_reuse_one_connection(server: FaultyServer, method: st
                 out.append(text_of(await model.ainvoke(PROMPT)))
             else:
                 out.append("".join([text_of(c) async for c in model.astream(PROMPT)]))
-        await model._client().aclose()
+        await model.aclose()
         return out
 
     runner = run_sync if method in ("invoke", "stream") else lambda: asyncio.run(run_async())

@@ -200,7 +200,7 @@ class Soak:
                 timeout=TIMEOUT_S,
                 stream_chunk_timeout=TIMEOUT_S,
             )
-            client = model._client()
+            client = model._runtime().client
             client.sleep = _no_sleep
             client.asleep = _no_asleep
             self.models[(family, chat)] = model
@@ -277,11 +277,11 @@ class Soak:
 
     async def aclose(self) -> None:
         for model in self.models.values():
-            await model._client().aclose()
+            await model.aclose()
 
     def close(self) -> None:
         for model in self.models.values():
-            model._client().close()
+            model.close()
 
 
 def _no_sleep(seconds: float) -> None:

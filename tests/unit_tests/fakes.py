@@ -190,7 +190,7 @@ class FakeServer:
 
     def _no_sleep(self, model: Any) -> Any:
         # Retries record the delay they would have slept instead of sleeping.
-        client = model._client()
+        client = model._runtime().client
         client.sleep = self.sleeps.append
 
         async def asleep(seconds: float) -> None:

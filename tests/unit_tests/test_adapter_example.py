@@ -49,4 +49,4 @@ def test_instance_is_selectable_too() -> None:
     from langchain_customllm import ChatCustomLLM
 
     llm = ChatCustomLLM(model="m", wire_format=KServeV1Format("x"))
-    assert llm._wire().name == "kserve-v1"
+    assert llm._runtime().wire.name == "kserve-v1"

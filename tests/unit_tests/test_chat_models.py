@@ -107,7 +107,9 @@ def test_extra_body_and_per_call_overrides(server: FakeServer, mode: str) -> Non
 
 def test_tracing_hints_never_reach_the_body() -> None:
     llm = ChatCustomLLM(model="m")
-    params, include = llm._params(None, {"ls_structured_output_format": {}, "top_k": 2})
+    params, include = llm._params(
+        llm._runtime(), None, {"ls_structured_output_format": {}, "top_k": 2}
+    )
     assert params.extra_body == {"top_k": 2}
     assert include is False
 
@@ -473,7 +475,7 @@ def test_model_name_alias_and_env_base_url(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_bad_base_url_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="must start with http"):
+    with pytest.raises(ValueError, match="must be an http:// or https:// URL with a host"):
         ChatCustomLLM(model="m", base_url="localhost:8000/v1")
 
 
@@ -486,10 +488,10 @@ def test_client_is_created_once_and_pooled(server: FakeServer) -> None:
     server.json(chat_body())
     server.json(chat_body())
     llm = server.chat()
-    first = llm._client()
+    first = llm._runtime().client
     llm.invoke("a")
     llm.invoke("b")
-    assert llm._client() is first
+    assert llm._runtime().client is first
 
 
 @pytest.mark.parametrize("cls", [ChatCustomLLM, CustomLLM])

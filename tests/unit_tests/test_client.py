@@ -6,22 +6,24 @@ import asyncio
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
+from langchain_customllm import ChatCustomLLM
 from langchain_customllm._client import ProviderClient
 from langchain_customllm.formats.base import WireRequest
 
 
-def make() -> ProviderClient:
-    return ProviderClient(base_url="http://fake.test/v1/", api_key=SecretStr("k"))
+def make(**settings: object) -> ProviderClient:
+    """The provider client a model with these settings builds."""
+    settings = {"model": "m", "base_url": "http://fake.test/v1/", "api_key": "k", **settings}
+    return ChatCustomLLM(**settings)._runtime().client  # type: ignore[arg-type]
 
 
 def test_one_sync_client_reused() -> None:
     client = make()
-    first = client._client()
-    assert client._client() is first
-    client.close()
-    assert client._sync_client is None
+    first = client.pools.sync()
+    assert client.pools.sync() is first
+    client.pools.close()
+    assert client.pools._sync is None
 
 
 def test_one_async_client_per_event_loop() -> None:
@@ -30,7 +32,7 @@ def test_one_async_client_per_event_loop() -> None:
     client = make()
 
     async def grab() -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
-        return client._aclient(), client._aclient()
+        return client.pools.async_(), client.pools.async_()
 
     a1, a2 = asyncio.run(grab())
     b1, _ = asyncio.run(grab())
@@ -41,21 +43,19 @@ def test_one_async_client_per_event_loop() -> None:
 def test_user_clients_are_used_as_given() -> None:
     sync = httpx.Client()
     asyn = httpx.AsyncClient()
-    client = ProviderClient(
-        base_url="http://x/v1", api_key=None, http_client=sync, http_async_client=asyn
-    )
-    assert client._client() is sync
+    client = make(http_client=sync, http_async_client=asyn)
+    assert client.pools.sync() is sync
 
     async def grab() -> httpx.AsyncClient:
-        return client._aclient()
+        return client.pools.async_()
 
     assert asyncio.run(grab()) is asyn
-    client.close()
+    client.pools.close()
     assert not sync.is_closed  # not ours to close
 
 
 def test_base_url_trailing_slash_and_timeout() -> None:
-    client = ProviderClient(base_url="http://x/v1/", api_key=None, timeout=7.5)
+    client = make(base_url="http://x/v1/", timeout=7.5)
     assert client.base_url == "http://x/v1"
     assert client.timeout.read == 7.5
 
@@ -86,15 +86,11 @@ def _wired(owned: bool, seen: list[httpx.Request]) -> ProviderClient:
             "http_client": httpx.Client(transport=transport),
             "http_async_client": httpx.AsyncClient(transport=transport),
         }
-    client = ProviderClient(
-        base_url="http://fake.test/v1",
-        api_key=SecretStr("sk-wire-0123456789"),
-        default_headers={"x-team": "search"},
-        timeout=7.5,
-        **user,  # type: ignore[arg-type]
+    client = make(
+        api_key="sk-wire-0123456789", default_headers={"x-team": "search"}, timeout=7.5, **user
     )
     if owned:  # our own clients, with the network swapped for the recorder
-        client._client()._transport = transport
+        client.pools.sync()._transport = transport
 
     return client
 
@@ -133,7 +129,7 @@ def test_async_requests_carry_our_headers_and_timeout(owned: bool) -> None:
 
     async def run() -> list[str]:
         if owned:
-            client._aclient()._transport = _recording_transport(seen)
+            client.pools.async_()._transport = _recording_transport(seen)
         assert await client.asend(request) == _OK
         return [e.data async for e in client.astream(request, "sse")]
 
@@ -162,16 +158,16 @@ def test_cookies_a_server_sets_are_sent_back(mode: str) -> None:
         headers = {"set-cookie": "lb=node-7; Path=/"} if len(seen) == 1 else {}
         return httpx.Response(200, json=_OK, headers=headers)
 
-    client = ProviderClient(base_url="http://fake.test/v1", api_key=None)
+    client = make(api_key=None)
     request = WireRequest(path="/chat/completions", body={})
     if mode == "sync":
-        client._client()._transport = httpx.MockTransport(handler)
+        client.pools.sync()._transport = httpx.MockTransport(handler)
         for _ in range(3):
             client.send(request)
     else:
 
         async def run() -> None:
-            client._aclient()._transport = httpx.MockTransport(handler)
+            client.pools.async_()._transport = httpx.MockTransport(handler)
             for _ in range(3):
                 await client.asend(request)
 

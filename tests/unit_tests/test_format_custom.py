@@ -384,7 +384,7 @@ models:
     assert inhouse.base_url == "http://inhouse.test:9000"
     assert inhouse.api_key is not None
     assert inhouse.api_key.get_secret_value() == "sk-from-env"
-    assert inhouse._wire().name == "torchserve"
+    assert inhouse._runtime().wire.name == "torchserve"
     assert ChatCustomLLM.from_config(path, name="inhouse").model == "my-model"
 
 
@@ -398,9 +398,12 @@ def test_from_config_single_model_json(tmp_path: Path) -> None:
     ("content", "match"),
     [
         ("models: {a: {model: m, api_key_env: NOPE_NOT_SET}}", "NOPE_NOT_SET .* is not set"),
-        ("models: {a: {model: m, type: robot}}", "type must be one of"),
-        ("models: {a: {model: m, temprature: 1}}", r"model 'a': temprature: Extra inputs"),
-        ("models: {a: {temperature: 1}}", "model 'a': model_name: Field required"),
+        ("models: {a: {model: m, type: robot}}", r"models.yaml:1: model 'a': unknown type 'robot'"),
+        (
+            "models: {a: {model: m, temprature: 1}}",
+            r"model 'a': temprature: unknown setting \(did you mean 'temperature'\?\)",
+        ),
+        ("models: {a: {temperature: 1}}", "model 'a': model: Field required"),
         ("models: [1, 2]", "non-empty `models` mapping"),
         ("models: {a: {model: m}}\n  bad: [", "not valid YAML"),
     ],

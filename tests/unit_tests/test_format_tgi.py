@@ -203,7 +203,7 @@ GENERATION = {
 
 def test_registered_by_name() -> None:
     assert isinstance(get_format("tgi"), TGIFormat)
-    assert ChatCustomLLM(model="m", base_url=URL, wire_format="tgi")._wire().name == "tgi"
+    assert ChatCustomLLM(model="m", base_url=URL, wire_format="tgi")._runtime().wire.name == "tgi"
 
 
 def test_chat_request_renders_chatml_into_inputs() -> None:
@@ -581,14 +581,14 @@ def test_validation_error_in_a_stream_arrives_as_an_event(server: FakeServer, mo
     # /generate_stream answers 200 and sends the validation error as its only event.
     server.stream(tgi_sse(VALIDATION))
     with pytest.raises(StreamError, match="strictly positive") as info:
-        run_stream(chat(server), "q", mode, temperature=-1.0)
+        run_stream(chat(server), "q", mode)
     assert info.value.partial_text == ""
 
 
 def test_422_is_a_bad_request(server: FakeServer, mode: str) -> None:
     server.json(VALIDATION, status=422)
     with pytest.raises(BadRequestError, match="strictly positive") as info:
-        run_invoke(chat(server), "q", mode, temperature=-1.0)
+        run_invoke(chat(server), "q", mode)
     assert info.value.status_code == 422
     assert len(server.requests) == 1
 

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from langchain_customllm._client import ProviderClient
+from langchain_customllm import ChatCustomLLM
 from langchain_customllm._pool import ShardedAsyncTransport
 
 
@@ -103,12 +103,12 @@ def test_bad_sizes_are_refused() -> None:
 
 
 def test_our_async_clients_use_it_and_a_users_does_not() -> None:
-    ours = ProviderClient(base_url="http://fake.test/v1", api_key=None)
+    ours = ChatCustomLLM(model="m")._runtime().client.pools
     users = httpx.AsyncClient()
-    theirs = ProviderClient(base_url="http://fake.test/v1", api_key=None, http_async_client=users)
+    theirs = ChatCustomLLM(model="m", http_async_client=users)._runtime().client.pools
 
     async def grab() -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
-        return ours._aclient(), theirs._aclient()
+        return ours.async_(), theirs.async_()
 
     mine, given = asyncio.run(grab())
     assert isinstance(mine._transport, ShardedAsyncTransport)

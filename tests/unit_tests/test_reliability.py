@@ -14,7 +14,7 @@ from langchain_customllm import (
     StreamError,
     StreamTimeoutError,
 )
-from langchain_customllm import _client as client_module
+from langchain_customllm import _reader as reader_module
 from tests.unit_tests.fakes import KEY, FakeServer, chat_chunks, run_stream, sse
 
 
@@ -36,7 +36,7 @@ def test_trickle_without_events_hits_the_chunk_timeout(
     # Bytes keep coming (SSE keep-alive comments) but no event completes: a clock that
     # advances 1 s per read stands in for a slow trickle, with no real waiting.
     clock = iter(range(1000))
-    monkeypatch.setattr(client_module.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(reader_module.time, "monotonic", lambda: float(next(clock)))
     first = sse(*chat_chunks(["Hi"], finish=None), done=False)
     server.stream([first] + [b": keep-alive\n\n"] * 10)
     with pytest.raises(StreamTimeoutError, match=r"No complete stream event for 2\.5 s") as info:
@@ -87,11 +87,11 @@ def test_key_echoed_in_a_stream_error_event_is_redacted(server: FakeServer, mode
 
 def test_cleartext_key_to_a_remote_host_warns_once(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="langchain_customllm")
-    ChatCustomLLM(model="m", base_url="http://gpu-box.internal:8000/v1", api_key=KEY)._client()
-    ChatCustomLLM(model="m", base_url="http://127.0.0.1:8000/v1", api_key=KEY)._client()
-    ChatCustomLLM(model="m", base_url="http://localhost:8000/v1", api_key=KEY)._client()
-    ChatCustomLLM(model="m", base_url="https://gpu-box.internal/v1", api_key=KEY)._client()
-    ChatCustomLLM(model="m", base_url="http://gpu-box.internal:8000/v1", api_key=None)._client()
+    ChatCustomLLM(model="m", base_url="http://gpu-box.internal:8000/v1", api_key=KEY)
+    ChatCustomLLM(model="m", base_url="http://127.0.0.1:8000/v1", api_key=KEY)
+    ChatCustomLLM(model="m", base_url="http://localhost:8000/v1", api_key=KEY)
+    ChatCustomLLM(model="m", base_url="https://gpu-box.internal/v1", api_key=KEY)
+    ChatCustomLLM(model="m", base_url="http://gpu-box.internal:8000/v1", api_key=None)
     warnings = [r for r in caplog.records if "clear text" in r.getMessage()]
     assert len(warnings) == 1
     assert "gpu-box.internal" in warnings[0].getMessage()
@@ -99,21 +99,21 @@ def test_cleartext_key_to_a_remote_host_warns_once(caplog: pytest.LogCaptureFixt
 
 
 def test_tls_verification_is_on_by_default() -> None:
-    client = ChatCustomLLM(model="m", base_url="https://x.test/v1")._client()
-    context = client._ssl
+    client = ChatCustomLLM(model="m", base_url="https://x.test/v1")._runtime().client
+    context = client.pools._ssl()
     assert not isinstance(context, bool)
     assert context.verify_mode.name == "CERT_REQUIRED"
     assert context.check_hostname is True
     # One context, loaded once, shared by every client.
-    assert ChatCustomLLM(model="n")._client()._ssl is context
+    assert ChatCustomLLM(model="n")._runtime().client.pools._ssl() is context
 
 
 def test_tls_off_and_bad_files() -> None:
-    assert ChatCustomLLM(model="m", verify=False)._client()._ssl is False
+    assert ChatCustomLLM(model="m", verify=False)._runtime().client.pools._ssl() is False
     with pytest.raises(ValueError, match="Cannot load the TLS files"):
-        ChatCustomLLM(model="m", verify="/nonexistent/ca.pem")._client()
+        ChatCustomLLM(model="m", verify="/nonexistent/ca.pem")
     with pytest.raises(ValueError, match="needs TLS verification"):
-        ChatCustomLLM(model="m", verify=False, cert="/x.pem")._client()
+        ChatCustomLLM(model="m", verify=False, cert="/x.pem")
 
 
 def test_ca_bundle_and_client_cert(tmp_path: pytest.TempPathFactory) -> None:
@@ -124,8 +124,8 @@ def test_ca_bundle_and_client_cert(tmp_path: pytest.TempPathFactory) -> None:
     leaf = ca.issue_cert("client.test")
     pem = tmp_path / "client.pem"  # type: ignore[operator]
     leaf.private_key_and_cert_chain_pem.write_to_path(str(pem))
-    client = ChatCustomLLM(model="m", verify=str(bundle), cert=str(pem))._client()
-    context = client._ssl
+    client = ChatCustomLLM(model="m", verify=str(bundle), cert=str(pem))._runtime().client
+    context = client.pools._ssl()
     assert not isinstance(context, bool)
     assert context.verify_mode.name == "CERT_REQUIRED"
     assert len(context.get_ca_certs()) == 1

@@ -22,7 +22,7 @@ def test_key_not_in_repr_str_or_dumps(cls: type) -> None:
         str(llm.model_dump()),
         json.dumps(dumpd(llm)),
         dumps(llm),
-        repr(llm._client()),
+        repr(llm._runtime().client),
         str(llm._identifying_params),
     ]
     for text in texts:
@@ -68,7 +68,7 @@ def test_key_only_read_in_the_client() -> None:
         for p in root.rglob("*.py")
         if "get_secret_value()" in p.read_text()
     ]
-    assert users == ["_client.py"]
+    assert users == ["_auth.py"]
 
 
 def test_timeout_error_message_has_no_key(server: FakeServer) -> None:

@@ -1,0 +1,172 @@
+"""A model is a value: what a call uses is what its settings say, after any change.
+
+`ModelValue` is the pydantic base of the model classes. It owns the one `Runtime` their
+settings build (pools, TLS context, headers, wire format, profile, prices) and keeps it in
+step with them:
+
+- reassigning a setting (``llm.base_url = ...``) validates it as the constructor would and
+  rebuilds the runtime; so does ``model_copy(update=...)``;
+- ``copy.copy``, ``copy.deepcopy``, ``model_copy`` and pickling never carry the runtime
+  over: the copy builds its own on first use (pools and TLS contexts are process state);
+  clients the user passed in (``http_client``) are shared by copies, and refuse pickling
+  with a message that says what to do instead;
+- the runtime is built once, under a lock, even when a fresh model's first calls race;
+- ``close()`` / ``aclose()`` and ``with`` / ``async with`` close its pools; an async pool
+  also closes with its event loop.
+
+Every validation failure is a `ConfigurationError` naming the setting, never pydantic's
+``ValidationError`` (whose text would quote secret inputs).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, PrivateAttr, ValidationError, model_validator
+from typing_extensions import Self
+
+from langchain_customllm._runtime import Runtime
+from langchain_customllm._settings import settings_error
+
+__all__ = ["ModelValue"]
+
+_BUILD_LOCK = threading.Lock()
+
+
+class ModelValue(BaseModel):
+    """The value semantics of the model classes (see the module docstring)."""
+
+    _runtime_state: Runtime | None = PrivateAttr(default=None)
+
+    # Settings validated on assignment, and user objects shared by copies, never pickled.
+    _settings: ClassVar[frozenset[str]] = frozenset()
+    _user_objects: ClassVar[tuple[str, ...]] = ("http_client", "http_async_client")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise settings_error(exc, type(self).model_fields) from None
+
+    @model_validator(mode="after")
+    def _build_runtime(self) -> Self:
+        # A bad wire format, profile, price table or TLS file fails here, when the model is
+        # built or a setting reassigned, not on its first call. Another validator may have
+        # built it already in this validation (langchain-core's profile): keep that one.
+        private = self.__pydantic_private__
+        if private is not None and private.get("_runtime_state") is None:
+            private["_runtime_state"] = Runtime.build(self)  # type: ignore[arg-type]
+        return self
+
+    def _runtime(self) -> Runtime:
+        """The runtime of the current settings, built on first use after a copy or unpickle."""
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        runtime: Runtime | None = private["_runtime_state"]
+        if runtime is None:
+            with _BUILD_LOCK:
+                runtime = private["_runtime_state"]
+                if runtime is None:
+                    runtime = private["_runtime_state"] = Runtime.build(self)  # type: ignore[arg-type]
+        return runtime
+
+    # ----------------------------------------------------------------- changes
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self._settings:
+            super().__setattr__(name, value)
+            return
+        profile_was_derived = self._profile_is_derived()
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        runtime = private["_runtime_state"]
+        before = (dict(self.__dict__), set(self.__pydantic_fields_set__))
+        private["_runtime_state"] = None  # the validators build the new settings' one
+        try:
+            self.__pydantic_validator__.validate_assignment(self, name, value)
+        except ValidationError as exc:
+            # A model-level check (the runtime's) fails after the field was already set:
+            # put everything back, so a refused change changes nothing.
+            self.__dict__.clear()
+            self.__dict__.update(before[0])
+            self.__pydantic_fields_set__.clear()
+            self.__pydantic_fields_set__.update(before[1])
+            private["_runtime_state"] = runtime
+            raise settings_error(exc, type(self).model_fields) from None
+        if profile_was_derived:
+            self.__dict__["profile"] = self._derived_profile()
+
+    def _derived_profile(self) -> Any:
+        return None
+
+    def _profile_is_derived(self) -> bool:
+        # langchain-core's `profile` follows the settings unless the user set one of their own.
+        return "profile" in self.__dict__ and self.__dict__["profile"] == self._derived_profile()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with its own runtime; ``update`` is validated like a reassignment."""
+        copied = super().model_copy(deep=deep)
+        for name, value in (update or {}).items():
+            setattr(copied, name, value)
+        return copied
+
+    def __copy__(self) -> Self:
+        copied = super().__copy__()
+        if copied.__pydantic_private__ is not None:
+            copied.__pydantic_private__["_runtime_state"] = None
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        memo = {} if memo is None else memo
+        memo[id(self.__pydantic_private__.get("_runtime_state"))] = None  # type: ignore[union-attr]
+        for name in self._user_objects:
+            user = self.__dict__.get(name)
+            if user is not None:
+                memo[id(user)] = user  # the user's client, shared: it is theirs to manage
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        given = [name for name in self._user_objects if self.__dict__.get(name) is not None]
+        if given:
+            raise TypeError(
+                f"{type(self).__name__} with {' and '.join(given)} cannot be pickled: an httpx "
+                "client holds sockets and TLS state. Give the settings instead (timeout, "
+                "verify, cert, default_headers; proxies through HTTPS_PROXY) so each process "
+                "builds its own clients"
+            )
+        state = super().__getstate__()
+        state["__pydantic_private__"] = {
+            **(state.get("__pydantic_private__") or {}),
+            "_runtime_state": None,
+        }
+        return state
+
+    # ----------------------------------------------------------------- closing
+
+    def close(self) -> None:
+        """Close the model's pooled sync connections (clients the user passed in stay open).
+
+        The model stays usable: a later call opens new connections.
+        """
+        runtime = (self.__pydantic_private__ or {}).get("_runtime_state")
+        if runtime is not None:
+            runtime.close()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections of the running event loop, and the sync ones."""
+        runtime = (self.__pydantic_private__ or {}).get("_runtime_state")
+        if runtime is not None:
+            runtime.close()
+            await runtime.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -1,0 +1,107 @@
+"""The network under our *own* pools, replaced by a recorder (no sockets).
+
+`FakeServer` hands the model user-provided httpx clients; these tests need the clients the
+model builds itself (they are what copies, pickles and reassignment must rebuild), so the
+recorder patches httpx's two transports: every request the model's pools send lands here,
+with its URL, headers, body and timeouts, and gets a canned OpenAI-style answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.unit_tests.fakes import chat_body, chat_chunks, completion_chunks, sse
+
+METHODS = ("invoke", "ainvoke", "stream", "astream")
+
+
+@dataclass
+class Sent:
+    """One request as it left the model."""
+
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    timeout: dict[str, float]
+
+    def comparable(self) -> tuple[str, dict[str, str], dict[str, Any], dict[str, float]]:
+        return self.url, self.headers, self.body, self.timeout
+
+
+_COMPLETION = {
+    "id": "cmpl-1",
+    "object": "text_completion",
+    "model": "smollm2",
+    "choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+}
+
+
+def _answer(request: httpx.Request) -> httpx.Response:
+    body = json.loads(request.content)
+    chat = request.url.path.endswith("/chat/completions")
+    if body.get("stream"):
+        usage = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+        events = chat_chunks(["ok"], usage=usage) if chat else completion_chunks(["ok"])
+        return httpx.Response(
+            200, content=sse(*events), headers={"content-type": "text/event-stream"}
+        )
+    return httpx.Response(200, json=chat_body("ok") if chat else _COMPLETION)
+
+
+@dataclass
+class Wire:
+    """What was sent, and how to answer (tests may swap ``answer``)."""
+
+    sent: list[Sent] = field(default_factory=list)
+    answer: Callable[[httpx.Request], httpx.Response] = _answer
+
+    def record(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.sent.append(
+            Sent(
+                str(request.url),
+                {k.lower(): v for k, v in request.headers.items()},
+                json.loads(request.content),
+                dict(request.extensions.get("timeout", {})),
+            )
+        )
+        return self.answer(request)
+
+
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
+    """Every request of the model's own pools is recorded and answered here."""
+    recorder = Wire()
+
+    def handle(self: Any, request: httpx.Request) -> httpx.Response:
+        return recorder.record(request)
+
+    async def ahandle(self: Any, request: httpx.Request) -> httpx.Response:
+        return recorder.record(request)
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handle)
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", ahandle)
+    return recorder
+
+
+def call(model: Any, method: str, value: Any = "q", **kwargs: Any) -> Any:
+    """One of the four call paths; streams are collected into a list."""
+    if method == "invoke":
+        return model.invoke(value, **kwargs)
+    if method == "stream":
+        return list(model.stream(value, **kwargs))
+
+    async def run() -> Any:
+        if method == "ainvoke":
+            return await model.ainvoke(value, **kwargs)
+        return [chunk async for chunk in model.astream(value, **kwargs)]
+
+    return asyncio.run(run())
