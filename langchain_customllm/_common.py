@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import httpx
 from langchain_core.language_models import LangSmithParams
+from langchain_core.load.serializable import SerializedConstructor, SerializedNotImplemented
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import (
     ConfigDict,
@@ -15,13 +16,15 @@ from pydantic import (
     SecretStr,
     field_serializer,
     field_validator,
+    model_validator,
 )
 from typing_extensions import Self
 
-from langchain_customllm._auth import is_secret_header, mask_headers
+from langchain_customllm._auth import mask_headers
 from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._params import check_call_values
 from langchain_customllm._runtime import Runtime
+from langchain_customllm._serde import HEADER_SECRETS, fold_header_secrets, write_kwargs
 from langchain_customllm._settings import construct, read_config, select_entry
 from langchain_customllm._value import ModelValue
 from langchain_customllm.formats.base import GenerationParams, WireFormat
@@ -46,11 +49,6 @@ _PARAM_KEYS = frozenset(
     }
 )  # fmt: skip
 _CALL_ONLY_KEYS = frozenset({"include_stop_sequence", "extra_body", "stream"})
-
-
-def _header_env(name: str) -> str:
-    """The environment variable a secret header is serialized as a reference to."""
-    return "CUSTOMLLM_HEADER_" + "".join(c if c.isalnum() else "_" for c in name).upper()
 
 
 def _check_format_can(wire: WireFormat, *, tools: bool, response_format: bool) -> None:
@@ -212,19 +210,10 @@ class CustomLLMFields(ModelValue):
             )
         return url
 
-    @field_validator("default_headers", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _check_headers(cls, value: Any) -> Any:
-        # `loads(dumps(llm))` without the secret revives a secret header as None.
-        if isinstance(value, Mapping):
-            missing = [name for name, v in value.items() if v is None]
-            if missing:
-                raise ConfigurationError(
-                    f"default_headers {missing} hold secrets that were not supplied: pass "
-                    f"loads(..., secrets_map={{{', '.join(map(repr, map(_header_env, missing)))}"
-                    ": ...}) or set those environment variables with secrets_from_env=True"
-                )
-        return value
+    def _fold_header_secrets(cls, data: Any) -> Any:
+        return fold_header_secrets(data)
 
     @classmethod
     def is_lc_serializable(cls) -> bool:
@@ -236,17 +225,22 @@ class CustomLLMFields(ModelValue):
         """Tell LangChain's serializer which values are secrets (and their env variables).
 
         Besides ``api_key``, credential-looking ``default_headers`` (gateway keys are often
-        passed that way) are written as secret references too.
+        passed that way) are written as secret references too (see `_serde`).
         """
-        secrets = {"api_key": "CUSTOMLLM_API_KEY"}
-        for name in self.default_headers or {}:
-            if is_secret_header(name, self.secret_headers):
-                secrets[f"default_headers.{name}"] = _header_env(name)
-        return secrets
+        return {"api_key": "CUSTOMLLM_API_KEY", HEADER_SECRETS: "CUSTOMLLM_HEADER_*"}
 
     @field_serializer("default_headers")
     def _mask_headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:
         return mask_headers(headers, self.secret_headers)
+
+    def to_json(self) -> SerializedConstructor | SerializedNotImplemented:
+        """Serialize for ``dumps``; a price object is written as the data it was built from."""
+        # Serializable (langchain-core) comes after this class in the models' MRO.
+        data: SerializedConstructor | SerializedNotImplemented = super().to_json()  # type: ignore[misc]
+        kwargs = data.get("kwargs")
+        if isinstance(kwargs, dict):
+            write_kwargs(kwargs, self.secret_headers)
+        return data
 
     @classmethod
     def from_config(

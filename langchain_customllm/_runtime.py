@@ -11,19 +11,23 @@ contexts are process state.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from pydantic import SecretStr
 
 from langchain_customllm._auth import Redactor, build_headers, warn_if_cleartext
 from langchain_customllm._client import ProviderClient
+from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._http import HttpPools, tls_context
 from langchain_customllm.formats.base import WireFormat, get_format
 from langchain_customllm.pricing import Pricing, PricingTable, resolve_pricing
 from langchain_customllm.profiles import ServerProfile, get_profile
 
 __all__ = ["Runtime", "RuntimeSettings"]
+
+_T = TypeVar("_T")
 
 
 class RuntimeSettings(Protocol):
@@ -45,6 +49,15 @@ class RuntimeSettings(Protocol):
     wire_format: str | WireFormat | dict[str, Any]
     server_profile: str | ServerProfile | dict[str, Any] | None
     pricing: Pricing | PricingTable | dict[str, Any] | str | None
+
+
+def _resolving(setting: str, resolve: Callable[..., _T], *values: Any) -> _T:
+    """``resolve(*values)``, its `ConfigurationError` marked with the setting at fault."""
+    try:
+        return resolve(*values)
+    except ConfigurationError as exc:
+        exc.setting = exc.setting or setting
+        raise
 
 
 class Runtime:
@@ -79,9 +92,9 @@ class Runtime:
             ConfigurationError: For a setting that cannot be resolved (wire format, profile,
                 price table, TLS files).
         """
-        wire = get_format(model.wire_format)
-        profile = get_profile(model.server_profile)
-        pricing = resolve_pricing(model.pricing)
+        wire = _resolving("wire_format", get_format, model.wire_format)
+        profile = _resolving("server_profile", get_profile, model.server_profile)
+        pricing = _resolving("pricing", resolve_pricing, model.pricing)
         headers = build_headers(
             model.api_key, model.api_key_header, model.api_key_scheme, model.default_headers
         )
@@ -90,7 +103,7 @@ class Runtime:
         pools = HttpPools(
             headers=headers,
             timeout=timeout,
-            tls=tls_context(model.verify, model.cert),
+            tls=_resolving("verify", tls_context, model.verify, model.cert),
             verify=model.verify is not False,
             http_client=model.http_client,
             http_async_client=model.http_async_client,

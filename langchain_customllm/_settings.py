@@ -59,6 +59,9 @@ def settings_error(exc: ValidationError, fields: Mapping[str, FieldInfo]) -> Con
     first: str | None = None
     for err in exc.errors():
         loc = [str(part) for part in err["loc"]]
+        cause = (err.get("ctx") or {}).get("error")
+        if not loc and isinstance(cause, ConfigurationError) and cause.setting:
+            loc = [cause.setting]  # a model-level check that knows its setting
         if loc:
             loc[0] = aliases.get(loc[0], loc[0])
         name = loc[0] if loc else None

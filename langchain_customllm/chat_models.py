@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._common import CustomLLMFields
 from langchain_customllm._convert import piece_to_chat_chunk, piece_to_message, token_usage_dict
-from langchain_customllm._exceptions import ConfigurationError
+from langchain_customllm._exceptions import ConfigurationError, ResponseError
 from langchain_customllm._runtime import Runtime
 from langchain_customllm._streaming import acomplete, aiter_pieces, complete, iter_pieces
 from langchain_customllm._structured import (
@@ -177,8 +177,8 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         kwargs: dict[str, Any],
         *,
         stream: bool,
-    ) -> tuple[Runtime, WireRequest, Assembler, bool]:
-        """Build the request; the flag says to fetch a whole answer even for a stream."""
+    ) -> _Prepared:
+        """Build the request, and say how to send it and what to check in the answer."""
         if not messages:
             raise ConfigurationError(
                 "No messages to send: the input is an empty list, and a server would make an "
@@ -213,7 +213,8 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
             runtime.pricing,
             usage_estimated=profile.usage_estimated,
         )
-        return runtime, request, assembler, whole
+        forced = params.tool_choice if params.tool_choice not in (None, "auto", "none") else None
+        return _Prepared(runtime, request, assembler, whole, forced)
 
     @staticmethod
     def _result(piece: Piece) -> ChatResult:
@@ -242,8 +243,10 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
-        runtime, request, assembler, _ = self._prepare(messages, stop, kwargs, stream=False)
-        return self._result(complete(runtime, request, assembler, chat=True))
+        call = self._prepare(messages, stop, kwargs, stream=False)
+        piece = complete(call.runtime, call.request, call.assembler, chat=True)
+        call.check_tool_called(bool(piece.tool_calls))
+        return self._result(piece)
 
     async def _agenerate(
         self,
@@ -254,8 +257,10 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
-        runtime, request, assembler, _ = self._prepare(messages, stop, kwargs, stream=False)
-        return self._result(await acomplete(runtime, request, assembler, chat=True))
+        call = self._prepare(messages, stop, kwargs, stream=False)
+        piece = await acomplete(call.runtime, call.request, call.assembler, chat=True)
+        call.check_tool_called(bool(piece.tool_calls))
+        return self._result(piece)
 
     def _stream(
         self,
@@ -264,14 +269,19 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        runtime, request, assembler, whole = self._prepare(messages, stop, kwargs, stream=True)
-        for piece in iter_pieces(runtime, request, assembler, chat=True, whole=whole):
+        call = self._prepare(messages, stop, kwargs, stream=True)
+        called = False
+        for piece in iter_pieces(
+            call.runtime, call.request, call.assembler, chat=True, whole=call.whole
+        ):
+            called = called or bool(piece.tool_calls)
             chunk = piece_to_chat_chunk(piece)
             # langchain-core's stream() fires the token callback itself and passes no
             # run_manager; other callers (streaming=True, event protocols) pass one.
             if run_manager is not None:
                 run_manager.on_llm_new_token(piece.text, chunk=chunk)
             yield chunk
+        call.check_tool_called(called)
 
     async def _astream(
         self,
@@ -280,12 +290,41 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        runtime, request, assembler, whole = self._prepare(messages, stop, kwargs, stream=True)
-        async for piece in aiter_pieces(runtime, request, assembler, chat=True, whole=whole):
+        call = self._prepare(messages, stop, kwargs, stream=True)
+        called = False
+        async for piece in aiter_pieces(
+            call.runtime, call.request, call.assembler, chat=True, whole=call.whole
+        ):
+            called = called or bool(piece.tool_calls)
             chunk = piece_to_chat_chunk(piece)
             if run_manager is not None:
                 await run_manager.on_llm_new_token(piece.text, chunk=chunk)
             yield chunk
+        call.check_tool_called(called)
+
+
+class _Prepared(NamedTuple):
+    """One call, ready to send: how, and what its answer must contain."""
+
+    runtime: Runtime
+    request: WireRequest
+    assembler: Assembler
+    whole: bool
+    """Fetch a whole answer even for a stream (a server whose tool streams are broken)."""
+    forced: Any
+    """The tool choice that forces a call (``"required"`` or a named tool), or None."""
+
+    def check_tool_called(self, called: bool) -> None:
+        """Refuse an answer without a tool call when one was forced (never silent text)."""
+        if self.forced is None or called:
+            return
+        profile = self.runtime.profile.name
+        raise ResponseError(
+            f"tool_choice {self.forced!r} forced a tool call, but the server answered without "
+            f"one (server_profile {profile!r}): it ignores tool_choice, or its chat template "
+            "has no tools. Run `customllm probe --base-url <url> --model <name>` to find the "
+            "server_profile that fits, and serve the model with a tool-capable chat template"
+        )
 
 
 def _has_images(messages: list[BaseMessage]) -> bool:

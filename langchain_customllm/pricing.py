@@ -40,6 +40,7 @@ __all__ = [
     "PricingTable",
     "cost_for",
     "price_answer",
+    "pricing_data",
     "resolve_pricing",
     "sum_costs",
 ]
@@ -295,6 +296,13 @@ def sum_costs(costs: Sequence[Mapping[str, float] | None]) -> dict[str, float] |
         for key, value in (cost or {}).items():
             total[key] = total.get(key, 0.0) + value
     return total
+
+
+def pricing_data(pricing: Pricing | PricingTable) -> dict[str, Any]:
+    """A price or a table as the plain mapping that builds it again (for ``dumps``)."""
+    if isinstance(pricing, Pricing):
+        return pricing.model_dump()
+    return {name: price.model_dump() for name, price in pricing._entries.items()}
 
 
 def resolve_pricing(value: Any) -> Pricing | PricingTable | None:

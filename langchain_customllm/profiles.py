@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.language_models.model_profile import ModelProfile
 
 from langchain_customllm._exceptions import ConfigurationError
+from langchain_customllm._settings import did_you_mean
 
 if TYPE_CHECKING:
     from langchain_customllm.formats.base import WireFormat
@@ -140,7 +141,8 @@ def get_profile(spec: str | ServerProfile | Mapping[str, Any] | None) -> ServerP
         profile = PROFILES.get(spec)
         if profile is None:
             raise ConfigurationError(
-                f"Unknown server_profile {spec!r}; known: {', '.join(sorted(PROFILES))}"
+                f"Unknown server_profile {spec!r}{did_you_mean(spec, PROFILES)}; "
+                f"known: {', '.join(sorted(PROFILES))}"
             )
         return profile
     overrides = dict(spec)

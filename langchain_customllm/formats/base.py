@@ -22,6 +22,7 @@ from langchain_core.messages import BaseMessage
 
 from langchain_customllm._exceptions import ConfigurationError, CustomLLMError, ResponseError
 from langchain_customllm._framing import Framing, SSEEvent
+from langchain_customllm._settings import did_you_mean
 
 __all__ = [
     "GenerationParams",
@@ -286,9 +287,10 @@ def get_format(spec: str | WireFormat | Mapping[str, Any]) -> WireFormat:
         spec = kind
     factory = _factory(spec)
     if factory is None:
-        known = ", ".join(sorted({*_REGISTRY, *_BUILTIN_MODULES}))
+        names = sorted({*_REGISTRY, *_BUILTIN_MODULES})
         raise ConfigurationError(
-            f"Unknown wire_format {spec!r}. Known formats: {known}. "
+            f"Unknown wire_format {spec!r}{did_you_mean(spec, names)}. "
+            f"Known formats: {', '.join(names)}. "
             "Pass a WireFormat instance or register yours with register_format()."
         )
     try:

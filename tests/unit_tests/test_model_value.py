@@ -19,7 +19,7 @@ from langchain_core.runnables import ConfigurableField
 
 from langchain_customllm import ChatCustomLLM, ConfigurationError, CustomLLM
 from langchain_customllm._runtime import Runtime
-from tests.unit_tests.wire import METHODS, Wire, call, wire
+from tests.unit_tests.wire import METHODS, Wire, call, tool_call_answer, wire
 
 __all__ = ["wire"]  # the fixture, imported for pytest
 
@@ -81,6 +81,7 @@ def test_the_original_keeps_its_own_settings_after_a_copy(
 
 @pytest.mark.parametrize("method", METHODS)
 def test_a_copys_server_profile_is_used_even_before_any_call(wire: Wire, method: str) -> None:
+    wire.answer = tool_call_answer
     fresh = ChatCustomLLM(model="m", base_url="https://one.test/v1")
     llamacpp = fresh.model_copy(update={"server_profile": "llamacpp"})
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}

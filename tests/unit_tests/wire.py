@@ -56,6 +56,26 @@ def _answer(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=chat_body("ok") if chat else _COMPLETION)
 
 
+_CALL = {
+    "index": 0,
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "f", "arguments": "{}"},
+}
+
+
+def tool_call_answer(request: httpx.Request) -> httpx.Response:
+    """An answer that calls the tool ``f`` (whole or streamed)."""
+    if json.loads(request.content).get("stream"):
+        delta = {"choices": [{"index": 0, "delta": {"tool_calls": [_CALL]}, "finish_reason": None}]}
+        end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
+        return httpx.Response(
+            200, content=sse(delta, end), headers={"content-type": "text/event-stream"}
+        )
+    body = chat_body(None, finish="tool_calls", tool_calls=[_CALL])
+    return httpx.Response(200, json=body)
+
+
 @dataclass
 class Wire:
     """What was sent, and how to answer (tests may swap ``answer``)."""
