@@ -31,7 +31,7 @@ demo: server
 ## Unit tests: no network at all (TCP sockets disabled, loopback included; asyncio needs its
 ## own unix socketpair, which is allowed).
 unit: setup
-	$(PYTEST) tests/unit_tests --disable-socket --allow-unix-socket --benchmark-disable -q
+	$(PYTEST) tests/unit_tests --disable-socket --allow-unix-socket --benchmark-disable -q -W error::ResourceWarning
 
 ## Integration tests against a real llama.cpp server the tests start on loopback.
 ## The real-server matrix (marked `matrix`) is left to `make matrix`.
@@ -46,8 +46,9 @@ matrix: setup
 	$(PYTEST) tests/integration_tests -m matrix --allow-hosts=127.0.0.1 -q --durations=15
 
 ## Fault injection: a scripted misbehaving server on loopback, every fault x call path.
+## Unit and fault suites turn any ResourceWarning (an unclosed socket or client) into an error.
 faults: setup
-	$(PYTEST) tests/fault_tests --allow-hosts=127.0.0.1 -q
+	$(PYTEST) tests/fault_tests --allow-hosts=127.0.0.1 -q -W error::ResourceWarning
 
 test: unit integration faults docs-test
 
