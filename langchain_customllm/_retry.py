@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # tenacity is imported on the first retry only (it costs ~10 ms to import)
     from tenacity import AsyncRetrying, RetryCallState, Retrying
@@ -139,6 +139,17 @@ def _waiter(target: str, max_retries: int) -> Callable[[RetryCallState], float]:
     return wait
 
 
+def _policy(target: str, max_retries: int) -> dict[str, Any]:
+    from tenacity import retry_if_exception, stop_after_attempt
+
+    return {
+        "stop": stop_after_attempt(max_retries + 1),
+        "wait": _waiter(target, max_retries),
+        "retry": retry_if_exception(can_retry),
+        "reraise": True,
+    }
+
+
 def policy(target: str, max_retries: int, sleep: Callable[[float], None]) -> Retrying:
     """The tenacity policy for one request: our decisions, delays and log line.
 
@@ -147,27 +158,15 @@ def policy(target: str, max_retries: int, sleep: Callable[[float], None]) -> Ret
         max_retries: Retries after the first attempt.
         sleep: How to wait (tests record instead of sleeping).
     """
-    from tenacity import Retrying, retry_if_exception, stop_after_attempt
+    from tenacity import Retrying
 
-    return Retrying(
-        stop=stop_after_attempt(max_retries + 1),
-        wait=_waiter(target, max_retries),
-        retry=retry_if_exception(can_retry),
-        sleep=sleep,
-        reraise=True,
-    )
+    return Retrying(sleep=sleep, **_policy(target, max_retries))
 
 
 def apolicy(
     target: str, max_retries: int, sleep: Callable[[float], Awaitable[None]]
 ) -> AsyncRetrying:
     """Async twin of `policy`."""
-    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+    from tenacity import AsyncRetrying
 
-    return AsyncRetrying(
-        stop=stop_after_attempt(max_retries + 1),
-        wait=_waiter(target, max_retries),
-        retry=retry_if_exception(can_retry),
-        sleep=sleep,
-        reraise=True,
-    )
+    return AsyncRetrying(sleep=sleep, **_policy(target, max_retries))

@@ -54,10 +54,19 @@ SECRET_HEADERS = {
 }
 
 
+def _make(server: FakeServer, cls: type, **settings: Any) -> Any:
+    """A model of ``cls`` on the fake server."""
+    return (server.chat if cls is ChatCustomLLM else server.llm)(**settings)
+
+
 def _model(server: FakeServer, cls: type, **settings: Any) -> Any:
-    make = server.chat if cls is ChatCustomLLM else server.llm
-    return make(
-        api_key=None, default_headers=SECRET_HEADERS, secret_headers=["x-tenant"], **settings
+    return _make(
+        server,
+        cls,
+        api_key=None,
+        default_headers=SECRET_HEADERS,
+        secret_headers=["x-tenant"],
+        **settings,
     )
 
 
@@ -221,7 +230,7 @@ def test_secret_inputs_are_never_quoted_in_errors() -> None:
 def test_bad_per_call_values_are_refused_before_sending(
     server: FakeServer, cls: type, method: str, kwargs: dict[str, Any], match: str
 ) -> None:
-    model = server.chat() if cls is ChatCustomLLM else server.llm()
+    model = _make(server, cls)
     with pytest.raises(ConfigurationError, match=match):
         call(model, method, **kwargs)
     assert server.requests == []
@@ -249,7 +258,7 @@ def test_a_500_that_is_a_validation_error_is_a_bad_request(
     server: FakeServer, cls: type, method: str
 ) -> None:
     server.json(LLAMA_CPP_PY_500, status=500)
-    model = server.chat() if cls is ChatCustomLLM else server.llm()
+    model = _make(server, cls)
     with pytest.raises(BadRequestError, match="refused the request as invalid") as info:
         call(model, method)
     assert not isinstance(info.value, InternalServerError)
@@ -265,7 +274,7 @@ def test_an_empty_stream_says_the_prompt_may_be_too_long(
     server: FakeServer, cls: type, method: str
 ) -> None:
     server.stream(b"")
-    model = server.chat() if cls is ChatCustomLLM else server.llm()
+    model = _make(server, cls)
     with pytest.raises(StreamError, match="prompt is too long for the model's context") as info:
         call(model, method)
     assert info.value.partial_text == ""
@@ -278,7 +287,7 @@ def test_an_empty_stream_past_a_known_context_is_a_context_error(
 ) -> None:
     server.stream(b"")
     profile = {"context_window": 100}
-    model = (server.chat if cls is ChatCustomLLM else server.llm)(server_profile=profile)
+    model = _make(server, cls, server_profile=profile)
     with pytest.raises(ContextLengthExceededError, match="does not fit its context of 100"):
         call(model, method, "word " * 200)
 
