@@ -13,7 +13,6 @@ read, errors are raised, never retried, so no output is ever produced twice.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from typing import Any, TypeVar
@@ -23,19 +22,20 @@ import httpx
 from langchain_customllm._auth import Redactor
 from langchain_customllm._exceptions import (
     CustomLLMError,
-    ResponseError,
-    StreamTimeoutError,
-    decode_body,
-    error_detail,
     error_from_httpx,
     error_from_response,
     request_id_of,
 )
 from langchain_customllm._framing import Framing, SSEEvent
 from langchain_customllm._http import HttpPools
-from langchain_customllm._json import loads
 from langchain_customllm._reader import EventReader, is_not_a_stream
-from langchain_customllm._retry import apolicy, can_retry, policy
+from langchain_customllm._request import (
+    RequestEncoder,
+    body_read_error,
+    decode_json,
+    not_a_stream_error,
+)
+from langchain_customllm._retry import aagain, again, apolicy, can_retry, policy
 from langchain_customllm.formats.base import WireRequest
 
 __all__ = ["ProviderClient"]
@@ -43,7 +43,6 @@ __all__ = ["ProviderClient"]
 # A wire format's hook to find the server's message in an error body.
 Describe = Callable[[Any], str | None] | None
 
-_STREAM_ACCEPT = "text/event-stream, application/x-ndjson, */*"
 _T = TypeVar("_T")
 
 
@@ -53,37 +52,13 @@ def _with_id(error: CustomLLMError, request_id: str | None) -> CustomLLMError:
     return error
 
 
-def _encode(request: WireRequest) -> bytes:
-    try:
-        return json.dumps(request.body, separators=(",", ":")).encode()
-    except (TypeError, ValueError) as exc:
-        raise ResponseError(
-            f"The request body cannot be encoded as JSON ({exc}); check extra_body and "
-            "per-call keyword arguments"
-        ) from exc
-
-
-def _decode_json(content: bytes, url: str) -> Any:
-    try:
-        return loads(content)
-    except ValueError as exc:
-        text = content[:300].decode("utf-8", errors="replace")
-        raise ResponseError(
-            f"The server at {url} answered 200 with a body that is not JSON: {text!r}",
-            body=text,
-        ) from exc
-
-
 class ProviderClient:
     """Sends requests for one model configuration; sync and async.
 
     Args:
-        base_url: The API root (``/v1`` root for OpenAI-compatible servers).
+        encoder: Encodes the requests (URL, body, per-request headers and timeout).
         pools: The httpx clients to send through.
-        headers: The headers every request carries (for clients the user passed in, which
-            know nothing of ours).
         redact: Masks this configuration's secrets in errors.
-        timeout: The timeouts of every request.
         max_retries: Retries after the first attempt.
         stream_chunk_timeout: Seconds a stream may go without an event before
             `StreamTimeoutError`; None leaves only ``timeout``'s per-read limit.
@@ -92,22 +67,18 @@ class ProviderClient:
     def __init__(
         self,
         *,
-        base_url: str,
+        encoder: RequestEncoder,
         pools: HttpPools,
-        headers: dict[str, str],
         redact: Redactor,
-        timeout: httpx.Timeout,
         max_retries: int,
         stream_chunk_timeout: float | None,
     ) -> None:
-        self.base_url = base_url
+        self.encoder = encoder
+        self.base_url = encoder.base_url
         self.pools = pools
         self.redact = redact
-        self.timeout = timeout
         self.max_retries = max_retries
         self.stream_chunk_timeout = stream_chunk_timeout
-        self._headers = headers
-        self._targets: dict[str, tuple[httpx.URL, str]] = {}
         # Injectable so unit tests can count retries without real sleeps.
         self.sleep: Callable[[float], None] = time.sleep
         self.asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -116,35 +87,7 @@ class ProviderClient:
         # Never show headers: they hold the key.
         return f"ProviderClient(base_url={self.base_url!r}, max_retries={self.max_retries})"
 
-    # ----------------------------------------------------------------- request parts
-
-    def _target(self, request: WireRequest) -> tuple[httpx.URL, str]:
-        # httpx parses a string URL on every request (~20 µs); a parsed one is reused.
-        found = self._targets.get(request.path)
-        if found is None:
-            if len(self._targets) >= 64:  # paths that embed per-call values: stay bounded
-                self._targets.clear()
-            url = self.base_url + request.path
-            found = self._targets[request.path] = (httpx.URL(url), url)
-        return found
-
-    def _options(self, request: WireRequest, *, stream: bool, user: bool) -> dict[str, Any]:
-        """Per-request ``headers``/``timeout`` for ``build_request``: only what differs.
-
-        A client the user passed in knows nothing of ours, so it gets all of them.
-        """
-        options: dict[str, Any] = {}
-        if user:
-            headers = {**self._headers, **request.headers}
-            options["timeout"] = self.timeout
-        elif request.headers or stream:
-            headers = dict(request.headers)
-        else:
-            return options
-        if stream:
-            headers["accept"] = _STREAM_ACCEPT
-        options["headers"] = headers
-        return options
+    # ----------------------------------------------------------------- answers
 
     def _check(self, response: httpx.Response, content: bytes, describe: Describe) -> None:
         if response.status_code >= 400:
@@ -166,27 +109,16 @@ class ProviderClient:
             info["request_id"] = request_id
         return request_id
 
-    def _wrong_answer(self, response: httpx.Response, content: bytes, url: str) -> CustomLLMError:
-        kind = response.headers.get("content-type", "no content type")
-        detail = error_detail(decode_body(content)) or "(empty body)"
-        return self.redact(
-            ResponseError(
-                f"The server at {url} answered a stream request with {kind} instead of a "
-                f"stream: {detail} -- is base_url right, and does this endpoint stream?",
-                body=decode_body(content),
-                request_id=request_id_of(response.headers),
-            )
-        )
+    def _prepare(
+        self, request: WireRequest, *, stream: bool, user: bool
+    ) -> tuple[httpx.URL, str, bytes, dict[str, Any]]:
+        target, url = self.encoder.target(request)
+        content = self.encoder.content(request)
+        return target, url, content, self.encoder.options(request, stream=stream, user=user)
 
-    def _stream_error(self, exc: httpx.HTTPError, url: str) -> CustomLLMError:
-        if isinstance(exc, httpx.ReadTimeout):
-            limit = self.stream_chunk_timeout or self.timeout.read
-            return StreamTimeoutError(
-                f"The server at {url} stopped sending mid-stream (nothing for {limit} s) -- "
-                "the text received so far is in `partial_text`; raise stream_chunk_timeout "
-                "if the server is just slow"
-            )
-        return error_from_httpx(exc, url)
+    def _read_error(self, exc: httpx.HTTPError, url: str) -> CustomLLMError:
+        limit = self.stream_chunk_timeout or self.encoder.timeout.read
+        return body_read_error(exc, url, limit)
 
     # ----------------------------------------------------------------- retries
 
@@ -194,43 +126,22 @@ class ProviderClient:
         return self.max_retries > 0 and can_retry(error)
 
     def _again(self, failed: CustomLLMError, attempt_once: Callable[[], _T]) -> _T:
-        """Retry after a failed first attempt, under the same tenacity policy.
-
-        The first attempt runs without tenacity (most calls succeed, and tenacity's
-        bookkeeping costs ~25 µs a call); tenacity is entered only after a retryable failure,
-        which is replayed as its first attempt, so delays, logging and the attempt count are
-        those of one policy.
-        """
-        first: CustomLLMError | None = failed
-        for attempt in policy(self.base_url, self.max_retries, self.sleep):
-            with attempt:
-                if first is not None:
-                    error, first = first, None
-                    raise error
-                return attempt_once()
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        return again(failed, attempt_once, policy(self.base_url, self.max_retries, self.sleep))
 
     async def _aagain(
         self, failed: CustomLLMError, attempt_once: Callable[[], Awaitable[_T]]
     ) -> _T:
-        """Async twin of `_again`."""
-        first: CustomLLMError | None = failed
-        async for attempt in apolicy(self.base_url, self.max_retries, self.asleep):
-            with attempt:
-                if first is not None:
-                    error, first = first, None
-                    raise error
-                return await attempt_once()
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        retrying = apolicy(self.base_url, self.max_retries, self.asleep)
+        return await aagain(failed, attempt_once, retrying)
 
     # ----------------------------------------------------------------- I/O twins
 
     def send(self, request: WireRequest, describe: Describe = None) -> Any:
         """POST a request and return the decoded JSON answer, retrying per policy."""
-        target, url = self._target(request)
-        content = _encode(request)
         client = self.pools.sync()
-        options = self._options(request, stream=False, user=client is self.pools.user_client)
+        target, url, content, options = self._prepare(
+            request, stream=False, user=client is self.pools.user_client
+        )
 
         def attempt_once() -> Any:
             try:
@@ -238,7 +149,7 @@ class ProviderClient:
             except httpx.HTTPError as exc:
                 raise error_from_httpx(exc, url) from exc
             self._check(response, response.content, describe)
-            return _decode_json(response.content, url)
+            return decode_json(response.content, url)
 
         try:
             return attempt_once()
@@ -249,10 +160,10 @@ class ProviderClient:
 
     async def asend(self, request: WireRequest, describe: Describe = None) -> Any:
         """Async twin of `send`."""
-        target, url = self._target(request)
-        content = _encode(request)
         client = self.pools.async_()
-        options = self._options(request, stream=False, user=client is self.pools.user_async_client)
+        target, url, content, options = self._prepare(
+            request, stream=False, user=client is self.pools.user_async_client
+        )
 
         async def attempt_once() -> Any:
             try:
@@ -260,7 +171,7 @@ class ProviderClient:
             except httpx.HTTPError as exc:
                 raise error_from_httpx(exc, url) from exc
             self._check(response, response.content, describe)
-            return _decode_json(response.content, url)
+            return decode_json(response.content, url)
 
         try:
             return await attempt_once()
@@ -283,10 +194,10 @@ class ProviderClient:
         connection. ``info``, if given, receives the ``request_id`` once the stream opens,
         so errors raised later (by the caller's parsing, too) can name it.
         """
-        target, url = self._target(request)
-        content = _encode(request)
         client = self.pools.sync()
-        options = self._options(request, stream=True, user=client is self.pools.user_client)
+        target, url, content, options = self._prepare(
+            request, stream=True, user=client is self.pools.user_client
+        )
 
         def open_once() -> httpx.Response:
             try:
@@ -316,14 +227,14 @@ class ProviderClient:
         reader = EventReader(framing, self.stream_chunk_timeout)
         try:
             if is_not_a_stream(response.headers, framing):
-                raise self._wrong_answer(response, response.read(), url)
+                raise self.redact(not_a_stream_error(response.headers, response.read(), url))
             for raw in response.iter_bytes():
                 yield from reader.feed(raw)
             yield from reader.finish()
             if reader.unreadable:
-                raise self._wrong_answer(response, reader.first_bytes, url)
+                raise self.redact(not_a_stream_error(response.headers, reader.first_bytes, url))
         except httpx.HTTPError as exc:
-            raise _with_id(self._stream_error(exc, url), request_id) from exc
+            raise _with_id(self._read_error(exc, url), request_id) from exc
         except CustomLLMError as error:
             raise _with_id(error, request_id) from error.__cause__
         finally:
@@ -337,10 +248,10 @@ class ProviderClient:
         info: dict[str, Any] | None = None,
     ) -> AsyncGenerator[SSEEvent, None]:
         """Async twin of `stream`."""
-        target, url = self._target(request)
-        content = _encode(request)
         client = self.pools.async_()
-        options = self._options(request, stream=True, user=client is self.pools.user_async_client)
+        target, url, content, options = self._prepare(
+            request, stream=True, user=client is self.pools.user_async_client
+        )
 
         async def open_once() -> httpx.Response:
             try:
@@ -370,16 +281,16 @@ class ProviderClient:
         reader = EventReader(framing, self.stream_chunk_timeout)
         try:
             if is_not_a_stream(response.headers, framing):
-                raise self._wrong_answer(response, await response.aread(), url)
+                raise self.redact(not_a_stream_error(response.headers, await response.aread(), url))
             async for raw in response.aiter_bytes():
                 for event in reader.feed(raw):
                     yield event
             for event in reader.finish():
                 yield event
             if reader.unreadable:
-                raise self._wrong_answer(response, reader.first_bytes, url)
+                raise self.redact(not_a_stream_error(response.headers, reader.first_bytes, url))
         except httpx.HTTPError as exc:
-            raise _with_id(self._stream_error(exc, url), request_id) from exc
+            raise _with_id(self._read_error(exc, url), request_id) from exc
         except CustomLLMError as error:
             raise _with_id(error, request_id) from error.__cause__
         finally:

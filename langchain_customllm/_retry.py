@@ -17,15 +17,19 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # tenacity is imported on the first retry only (it costs ~10 ms to import)
     from tenacity import AsyncRetrying, RetryCallState, Retrying
+
+_T = TypeVar("_T")
 
 __all__ = [
     "INITIAL_RETRY_DELAY",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
+    "aagain",
+    "again",
     "apolicy",
     "backoff_delay",
     "can_retry",
@@ -170,3 +174,35 @@ def apolicy(
     from tenacity import AsyncRetrying
 
     return AsyncRetrying(sleep=sleep, **_policy(target, max_retries))
+
+
+def again(failed: BaseException, attempt_once: Callable[[], _T], retrying: Retrying) -> _T:
+    """Retry after a failed first attempt, under ``retrying`` (a `policy`).
+
+    The first attempt runs without tenacity (most calls succeed, and tenacity's
+    bookkeeping costs ~25 µs a call); tenacity is entered only after a retryable failure,
+    which is replayed as its first attempt, so delays, logging and the attempt count are
+    those of one policy.
+    """
+    first: BaseException | None = failed
+    for attempt in retrying:
+        with attempt:
+            if first is not None:
+                error, first = first, None
+                raise error
+            return attempt_once()
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+
+async def aagain(
+    failed: BaseException, attempt_once: Callable[[], Awaitable[_T]], retrying: AsyncRetrying
+) -> _T:
+    """Async twin of `again`."""
+    first: BaseException | None = failed
+    async for attempt in retrying:
+        with attempt:
+            if first is not None:
+                error, first = first, None
+                raise error
+            return await attempt_once()
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover

@@ -21,6 +21,7 @@ from langchain_customllm._auth import Redactor, build_headers, warn_if_cleartext
 from langchain_customllm._client import ProviderClient
 from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._http import HttpPools, tls_context
+from langchain_customllm._request import RequestEncoder
 from langchain_customllm.formats.base import WireFormat, get_format
 from langchain_customllm.pricing import Pricing, PricingTable, resolve_pricing
 from langchain_customllm.profiles import ServerProfile, get_profile
@@ -109,11 +110,9 @@ class Runtime:
             http_async_client=model.http_async_client,
         )
         client = ProviderClient(
-            base_url=model.base_url,
+            encoder=RequestEncoder(model.base_url, headers, timeout),
             pools=pools,
-            headers=headers,
             redact=Redactor(headers, model.secret_headers),
-            timeout=timeout,
             max_retries=model.max_retries,
             stream_chunk_timeout=model.stream_chunk_timeout,
         )

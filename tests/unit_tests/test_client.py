@@ -57,7 +57,7 @@ def test_user_clients_are_used_as_given() -> None:
 def test_base_url_trailing_slash_and_timeout() -> None:
     client = make(base_url="http://x/v1/", timeout=7.5)
     assert client.base_url == "http://x/v1"
-    assert client.timeout.read == 7.5
+    assert client.encoder.timeout.read == 7.5
 
 
 # ---------------------------------------------------------------- what goes on the wire

@@ -1,0 +1,129 @@
+"""What httpx sends for a `WireRequest`, and what a response means: pure, no I/O.
+
+`RequestEncoder` turns a wire format's request into a parsed URL (cached: httpx would parse
+a string on every call), the JSON bytes, and only the per-request headers and timeout that
+differ from the client's. The functions below read answers: a JSON body, a stream that is
+not one, a stream that broke mid-answer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from langchain_customllm._exceptions import (
+    CustomLLMError,
+    ResponseError,
+    StreamTimeoutError,
+    decode_body,
+    error_detail,
+    error_from_httpx,
+    request_id_of,
+)
+from langchain_customllm._json import loads
+from langchain_customllm.formats.base import WireRequest
+
+__all__ = ["RequestEncoder", "body_read_error", "decode_json", "not_a_stream_error"]
+
+_STREAM_ACCEPT = "text/event-stream, application/x-ndjson, */*"
+_MAX_TARGETS = 64
+
+
+class RequestEncoder:
+    """Encodes the requests of one configuration.
+
+    Args:
+        base_url: The API root the request paths are appended to.
+        headers: The headers every request carries (already on the clients we own; sent
+            per request through a client the user passed in, which knows nothing of them).
+        timeout: The timeouts of every request (likewise).
+    """
+
+    __slots__ = ("_targets", "base_url", "headers", "timeout")
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout: httpx.Timeout) -> None:
+        self.base_url = base_url
+        self.headers = headers
+        self.timeout = timeout
+        self._targets: dict[str, tuple[httpx.URL, str]] = {}
+
+    def target(self, request: WireRequest) -> tuple[httpx.URL, str]:
+        """The request's parsed URL and its text (for messages)."""
+        found = self._targets.get(request.path)
+        if found is None:
+            if len(self._targets) >= _MAX_TARGETS:  # paths with per-call values: bounded
+                self._targets.clear()
+            url = self.base_url + request.path
+            found = self._targets[request.path] = (httpx.URL(url), url)
+        return found
+
+    def options(self, request: WireRequest, *, stream: bool, user: bool) -> dict[str, Any]:
+        """Per-request ``headers``/``timeout`` for ``build_request``: only what differs."""
+        options: dict[str, Any] = {}
+        if user:
+            headers = {**self.headers, **request.headers}
+            options["timeout"] = self.timeout
+        elif request.headers or stream:
+            headers = dict(request.headers)
+        else:
+            return options
+        if stream:
+            headers["accept"] = _STREAM_ACCEPT
+        options["headers"] = headers
+        return options
+
+    @staticmethod
+    def content(request: WireRequest) -> bytes:
+        """The JSON body.
+
+        Raises:
+            ResponseError: If a value (from ``extra_body`` or a keyword) is not JSON.
+        """
+        try:
+            return json.dumps(request.body, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            raise ResponseError(
+                f"The request body cannot be encoded as JSON ({exc}); check extra_body and "
+                "per-call keyword arguments"
+            ) from exc
+
+
+def decode_json(content: bytes, url: str) -> Any:
+    """A whole answer's JSON.
+
+    Raises:
+        ResponseError: Quoting the start of a body that is not JSON.
+    """
+    try:
+        return loads(content)
+    except ValueError as exc:
+        text = content[:300].decode("utf-8", errors="replace")
+        raise ResponseError(
+            f"The server at {url} answered 200 with a body that is not JSON: {text!r}",
+            body=text,
+        ) from exc
+
+
+def not_a_stream_error(headers: httpx.Headers, content: bytes, url: str) -> ResponseError:
+    """A stream request answered with a page or a JSON object instead of a stream."""
+    kind = headers.get("content-type", "no content type")
+    detail = error_detail(decode_body(content)) or "(empty body)"
+    return ResponseError(
+        f"The server at {url} answered a stream request with {kind} instead of a stream: "
+        f"{detail} -- is base_url right, and does this endpoint stream?",
+        body=decode_body(content),
+        request_id=request_id_of(headers),
+    )
+
+
+def body_read_error(exc: httpx.HTTPError, url: str, limit: float | None) -> CustomLLMError:
+    """What a failure while reading a stream's body means (``limit``: the read timeout)."""
+    if isinstance(exc, httpx.ReadTimeout):
+        return StreamTimeoutError(
+            f"The server at {url} stopped sending mid-stream (nothing for {limit} s) -- the "
+            "text received so far is in `partial_text`; raise stream_chunk_timeout if the "
+            "server is just slow"
+        )
+    return error_from_httpx(exc, url)
