@@ -15,7 +15,7 @@ from typing import Any
 
 from langchain_customllm._auth import is_secret_header
 from langchain_customllm._exceptions import ConfigurationError
-from langchain_customllm.pricing import Pricing, PricingTable, pricing_data
+from langchain_customllm.pricing import Pricing, PricingTable
 
 __all__ = ["HEADER_SECRETS", "fold_header_secrets", "header_env", "write_kwargs"]
 
@@ -40,7 +40,9 @@ def write_kwargs(kwargs: dict[str, Any], secret_headers: Collection[str]) -> Non
             }
     pricing = kwargs.get("pricing")
     if isinstance(pricing, (Pricing, PricingTable)):
-        kwargs["pricing"] = pricing_data(pricing)
+        kwargs["pricing"] = (
+            pricing.model_dump() if isinstance(pricing, Pricing) else pricing.to_dict()
+        )
 
 
 def fold_header_secrets(data: Any) -> Any:

@@ -40,7 +40,6 @@ __all__ = [
     "PricingTable",
     "cost_for",
     "price_answer",
-    "pricing_data",
     "resolve_pricing",
     "sum_costs",
 ]
@@ -225,6 +224,10 @@ class PricingTable:
             )
         return cls(_validate_entries(_table_entries(data, str(path)), str(path)))
 
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The table as the plain mapping that builds it again (``dumps`` writes this)."""
+        return {name: price.model_dump() for name, price in self._entries.items()}
+
     def find(self, model: str) -> Pricing | None:
         """The price for a model name, or None if no entry matches (see the class doc)."""
         key = model.strip().lower()
@@ -296,13 +299,6 @@ def sum_costs(costs: Sequence[Mapping[str, float] | None]) -> dict[str, float] |
         for key, value in (cost or {}).items():
             total[key] = total.get(key, 0.0) + value
     return total
-
-
-def pricing_data(pricing: Pricing | PricingTable) -> dict[str, Any]:
-    """A price or a table as the plain mapping that builds it again (for ``dumps``)."""
-    if isinstance(pricing, Pricing):
-        return pricing.model_dump()
-    return {name: price.model_dump() for name, price in pricing._entries.items()}
 
 
 def resolve_pricing(value: Any) -> Pricing | PricingTable | None:
