@@ -17,30 +17,33 @@ Layout (the decision logic is pure; only `Prober.send` does I/O):
 - `facts` and `tool_facts`: the ``judge_*`` functions, exchanges to rows and facts.
 - `scoring`: `score_profiles` compares facts with `PROFILES`; `ProbeReport`; `recommend`.
 - `render`: ``render_*`` format the `ProbeReport` and the profiles.
+- `errors`: why a probe could not run (`ProbeUsageError`, ...) and `key_refusal`.
 - `checks`: `Prober` drives the requests through an ``httpx.Client`` (tests give it an
   ``httpx.MockTransport``); `run_probe`.
 - `cli`: `main`, the command line.
 
 Exit codes: 0 the probe ran, 1 the server answered but chat completions failed (nothing
-else could be measured), 2 usage error, 3 server unreachable.
+else could be measured), 2 usage error (a refused API key included), 3 server unreachable.
+With ``--json`` a run that could not probe prints ``{"error": {"kind", "message",
+"exit_code"}}`` on stdout (the message goes to stderr too).
 
 The API key is read from the environment variable named by ``--api-key-env``, sent as
 ``Authorization: Bearer <key>`` and never printed: it is scrubbed from everything the server
 sends back before that is kept.
 """
 
-from langchain_customllm.probe.checks import (
-    Prober,
-    ProbeUsageError,
-    ServerUnreachableError,
-    run_probe,
-)
+from langchain_customllm.probe.checks import Prober, run_probe
 from langchain_customllm.probe.cli import (
     EXIT_CHAT_FAILED,
     EXIT_OK,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     main,
+)
+from langchain_customllm.probe.errors import (
+    ApiKeyRefusedError,
+    ProbeUsageError,
+    ServerUnreachableError,
 )
 from langchain_customllm.probe.facts import ROW_ORDER as ROW_ORDER
 from langchain_customllm.probe.facts import judge_chat as judge_chat
@@ -90,6 +93,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
+    "ApiKeyRefusedError",
     "Exchange",
     "ProbeReport",
     "ProbeUsageError",

@@ -18,9 +18,9 @@ from langchain_customllm.probe.records import (
     Facts,
     Judged,
     Row,
-    _parse_json,
-    _quote,
+    parse_json,
     parse_sse,
+    quote,
 )
 
 
@@ -58,15 +58,17 @@ ROW_ORDER: tuple[str, ...] = (
 )
 
 
-def _row_rank(row: Row) -> int:
+def row_rank(row: Row) -> int:
+    """Where ``row`` goes in the table: its place in `ROW_ORDER` (unknown keys last)."""
     return ROW_ORDER.index(row.key) if row.key in ROW_ORDER else len(ROW_ORDER)
 
 
-def _skipped(key: str, label: str, why: str) -> Row:
+def skipped_row(key: str, label: str, why: str) -> Row:
+    """A row for a check that was not run, saying ``why``."""
     return Row(key, label, "not tested", None, why)
 
 
-def _lost(ex: Exchange, key: str, label: str, *facts: str) -> Judged:
+def lost_verdict(ex: Exchange, key: str, label: str, *facts: str) -> Judged:
     """A row for a request that got no answer: nothing can be told from it."""
     return [Row(key, label, "no answer", None, ex.summary())], dict.fromkeys(facts)
 
@@ -81,7 +83,7 @@ def _verdict(
 def _failed(ex: Exchange, key: str, label: str, fact: str) -> Judged | None:
     """The verdict on a request that got no answer or an error status; None if it worked."""
     if ex.status is None:
-        return _lost(ex, key, label, fact)
+        return lost_verdict(ex, key, label, fact)
     if not ex.ok:
         return _verdict(key, label, "error", False, ex.summary(), **{fact: False})
     return None
@@ -95,7 +97,7 @@ def judge_chat(ex: Exchange) -> Judged:
     content = ex.content()
     if ex.ok and content is not None:
         evidence = (
-            f"{ex.status}, {_quote(content)} (finish {ex.finish_reason()}, "
+            f"{ex.status}, {quote(content)} (finish {ex.finish_reason()}, "
             f"{_usage_text(ex.usage())})"
         )
         return _verdict("chat", label, "yes", True, evidence, chat=True)
@@ -107,11 +109,11 @@ def judge_completions(ex: Exchange) -> Judged:
     """Judge ``/completions`` (legacy text completion)."""
     label = "completions (/completions)"
     if ex.status is None:
-        return _lost(ex, "completions", label, "completions")
+        return lost_verdict(ex, "completions", label, "completions")
     choice = ex.first_choice()
     text = choice.get("text")
     if ex.ok and isinstance(text, str):
-        evidence = f"{ex.status}, {_quote(text)} (finish {choice.get('finish_reason')})"
+        evidence = f"{ex.status}, {quote(text)} (finish {choice.get('finish_reason')})"
         return _verdict("completions", label, "yes", True, evidence, completions=True)
     return _verdict("completions", label, "no", False, ex.summary(), completions=False)
 
@@ -127,14 +129,14 @@ def judge_stream(ex: Exchange, baseline: Exchange) -> Judged:
     """
     usage_label = "stream usage (include_usage)"
     if ex.status is None:
-        rows, facts = _lost(ex, "streaming", "streaming", "streaming", "stream_usage")
-        rows.append(_skipped("stream_usage", usage_label, "no answer"))
+        rows, facts = lost_verdict(ex, "streaming", "streaming", "streaming", "stream_usage")
+        rows.append(skipped_row("stream_usage", usage_label, "no answer"))
         return rows, facts
     if not ex.ok:
         rows, facts = _verdict(
             "streaming", "streaming", "no", False, ex.summary(), streaming=False, stream_usage=None
         )
-        rows.append(_skipped("stream_usage", usage_label, "streaming failed"))
+        rows.append(skipped_row("stream_usage", usage_label, "streaming failed"))
         return rows, facts
     stream = parse_sse(ex.text)
     text = stream.text()
@@ -142,7 +144,7 @@ def judge_stream(ex: Exchange, baseline: Exchange) -> Judged:
     streaming = bool(stream.events) and (bool(text) or stream.finish_reason() is not None)
     done = ", [DONE]" if stream.done else ", no [DONE]"
     bad = f", {stream.bad} bad lines" if stream.bad else ""
-    evidence = f"{ex.status} {kind}, {len(stream.events)} events{done}{bad}, {_quote(text)}"
+    evidence = f"{ex.status} {kind}, {len(stream.events)} events{done}{bad}, {quote(text)}"
     same = text == (baseline.content() or "")
     if streaming and baseline.ok:
         evidence += " (same text as non-streamed)" if same else " (text differs from non-streamed)"
@@ -206,7 +208,7 @@ def judge_stop(baseline: str, stop: str, ex: Exchange) -> Judged:
         ex: The request with ``stop``.
     """
     if ex.status is None:
-        return _lost(ex, "stop", "stop sequences", "stop_honoured", "stop_included")
+        return lost_verdict(ex, "stop", "stop sequences", "stop_honoured", "stop_included")
 
     def verdict(
         result: str,
@@ -230,7 +232,7 @@ def judge_stop(baseline: str, stop: str, ex: Exchange) -> Judged:
         return verdict("error", False, f"stop={[stop]}: {ex.summary()}", False, None)
     finish = ex.finish_reason()
     before = baseline[: baseline.find(stop)]
-    evidence = f"stop={json.dumps([stop])} → {_quote(got)} (finish {finish})"
+    evidence = f"stop={json.dumps([stop])} → {quote(got)} (finish {finish})"
     if got.rstrip() == before.rstrip():
         return verdict("honoured, stop text excluded", True, evidence, True, False)
     if got.rstrip() == (before + stop).rstrip():
@@ -255,7 +257,7 @@ def judge_max_tokens(ex: Exchange, limit: int) -> Judged:
     finish = ex.finish_reason()
     evidence = (
         f"max_tokens={limit} → {used if used is not None else '?'} tokens, "
-        f"{_quote(ex.content())}, finish {finish}"
+        f"{quote(ex.content())}, finish {finish}"
     )
     if not (used is None or (isinstance(used, int) and used <= limit)):
         return _verdict("max_tokens", label, "ignored", False, evidence, max_tokens_honoured=False)
@@ -268,13 +270,13 @@ def judge_seed(first: Exchange, again: Exchange, other: Exchange) -> Judged:
     label = "seed (temperature 1)"
     lost = next((e for e in (first, again, other) if e.status is None), None)
     if lost is not None:
-        return _lost(lost, "seed", label, "seed_deterministic")
+        return lost_verdict(lost, "seed", label, "seed_deterministic")
     bad = next((e for e in (first, again, other) if not e.ok), None)
     if bad is not None:
         return _verdict("seed", label, "error", False, bad.summary(), seed_deterministic=None)
     a, b, c = first.content(), again.content(), other.content()
-    evidence = f"seed {SEED} twice → {_quote(a, 40)} / {_quote(b, 40)}; seed {SEED + 1} → "
-    evidence += _quote(c, 40)
+    evidence = f"seed {SEED} twice → {quote(a, 40)} / {quote(b, 40)}; seed {SEED + 1} → "
+    evidence += quote(c, 40)
     if a != b:
         return _verdict(
             "seed", label, "not deterministic", False, evidence, seed_deterministic=False
@@ -330,8 +332,8 @@ def judge_json_mode(ex: Exchange) -> Judged:
         return failed
     text = ex.content()
     finish = ex.finish_reason()
-    evidence = f"{_quote(text)} (finish {finish})"
-    if _parse_json(text)[0]:
+    evidence = f"{quote(text)} (finish {finish})"
+    if parse_json(text)[0]:
         return _verdict("json_mode", label, "yes", True, evidence, json_mode=True)
     if text is not None and text.lstrip().startswith("{") and finish == "length":
         result = "probably (JSON cut by max_tokens)"
@@ -359,12 +361,12 @@ def judge_json_schema(native: Exchange, object_schema: Exchange) -> Judged:
         elif not ex.ok:
             rows.append(Row(key, label, f"no ({ex.status or 'no answer'})", False, ex.summary()))
             results.append(False)
-        elif _is_city(_parse_json(text)[1]):
-            evidence = f"{_quote(text)} (finish {ex.finish_reason()})"
+        elif _is_city(parse_json(text)[1]):
+            evidence = f"{quote(text)} (finish {ex.finish_reason()})"
             rows.append(Row(key, label, "yes (schema followed)", True, evidence))
             results.append(True)
         else:
-            evidence = f"{ex.status}, {_quote(text)} does not follow the schema"
+            evidence = f"{ex.status}, {quote(text)} does not follow the schema"
             rows.append(Row(key, label, "ignored", False, evidence))
             results.append(False)
     support: str | None
@@ -412,7 +414,9 @@ def judge_image(
     parts_label = "content as a list of text parts"
     base_tokens, parts_tokens = _prompt_tokens(as_string), _prompt_tokens(text_parts)
     if text_parts.status is None:
-        lost_rows, lost_facts = _lost(text_parts, "content_parts", parts_label, "content_parts")
+        lost_rows, lost_facts = lost_verdict(
+            text_parts, "content_parts", parts_label, "content_parts"
+        )
         rows += lost_rows
         facts.update(lost_facts)
     elif not text_parts.ok:
@@ -432,7 +436,7 @@ def judge_image(
 
     label = "image input (base64 PNG)"
     if with_image.status is None:
-        lost_rows, lost_facts = _lost(with_image, "image", label, "image_inputs")
+        lost_rows, lost_facts = lost_verdict(with_image, "image", label, "image_inputs")
         return rows + lost_rows, {**facts, **lost_facts, "image_verdict": None}
     if not with_image.ok:
         evidence = with_image.summary()
@@ -448,7 +452,7 @@ def judge_image(
         if image_tokens is not None and parts_tokens is not None
         else None
     )
-    evidence = f"{with_image.status}, {_quote(answer, 40)}"
+    evidence = f"{with_image.status}, {quote(answer, 40)}"
     if growth is not None:
         evidence += f"; prompt tokens {parts_tokens} → {image_tokens} with the image"
     if re.search(r"\bred\b", answer, re.IGNORECASE):
@@ -489,7 +493,7 @@ def judge_errors(
     if unknown_model.ok:
         data = unknown_model.json()
         echoed = data.get("model") if isinstance(data, dict) else None
-        evidence = f"{unknown_model.status}, answered anyway (response model {_quote(echoed)})"
+        evidence = f"{unknown_model.status}, answered anyway (response model {quote(echoed)})"
         rows.append(
             Row("error_unknown_model", "error: unknown model", "ignored (200)", False, evidence)
         )
@@ -515,7 +519,9 @@ def judge_errors(
         )
     )
     if wrong_key is None:
-        rows.append(_skipped("error_wrong_key", "error: wrong API key", "no --api-key-env given"))
+        rows.append(
+            skipped_row("error_wrong_key", "error: wrong API key", "no --api-key-env given")
+        )
         facts["wrong_key_status"] = None
     else:
         facts["wrong_key_status"] = wrong_key.status
