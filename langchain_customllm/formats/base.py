@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from langchain_core.messages import BaseMessage
 
 from langchain_customllm._exceptions import ConfigurationError, CustomLLMError, ResponseError
-from langchain_customllm._framing import Framing, SSEEvent
+from langchain_customllm._framing import Framing, StreamEvent
 
 __all__ = [
     "GenerationParams",
@@ -204,7 +204,7 @@ class WireFormat(ABC):
         """
 
     @abstractmethod
-    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+    def parse_event(self, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:
         """Parse one stream event; None for events that carry nothing (keep-alives).
 
         Raises:
@@ -319,7 +319,7 @@ def parse_response_safely(fmt: WireFormat, body: Any, *, chat: bool) -> ParsedCh
         ) from exc
 
 
-def parse_event_safely(fmt: WireFormat, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+def parse_event_safely(fmt: WireFormat, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:
     """`WireFormat.parse_event`, with a user adapter's stray exception made typed."""
     try:
         return fmt.parse_event(event, chat=chat)

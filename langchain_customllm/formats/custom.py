@@ -31,7 +31,7 @@ from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from langchain_customllm._exceptions import ConfigurationError, ResponseError, StreamError
-from langchain_customllm._framing import Framing, SSEEvent
+from langchain_customllm._framing import Framing, StreamEvent
 from langchain_customllm._json import loads
 from langchain_customllm.formats.base import (
     GenerationParams,
@@ -405,7 +405,7 @@ class CustomFormat(WireFormat):
             id=_opt_str(self._get(sel, "id", body, required=False)),
         )
 
-    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+    def parse_event(self, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:
         """Parse one stream event per the ``stream`` section."""
         spec = self.config.stream
         if spec is None:

@@ -32,7 +32,7 @@ from langchain_customllm._exceptions import (
     StreamError,
     error_detail,
 )
-from langchain_customllm._framing import SSEEvent
+from langchain_customllm._framing import StreamEvent
 from langchain_customllm._json import loads
 from langchain_customllm.formats.base import (
     GenerationParams,
@@ -222,7 +222,7 @@ class OllamaFormat(WireFormat):
             )
         return self._parse(body, chat=chat, whole=True)
 
-    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+    def parse_event(self, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:
         """Parse one NDJSON line of a stream.
 
         Raises:

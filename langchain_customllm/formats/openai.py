@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.messages.utils import convert_to_openai_messages
 
 from langchain_customllm._exceptions import ResponseError, StreamError, error_detail
-from langchain_customllm._framing import SSEEvent
+from langchain_customllm._framing import StreamEvent
 from langchain_customllm._json import loads, quick_loads
 from langchain_customllm.formats.base import (
     GenerationParams,
@@ -227,7 +227,7 @@ class OpenAIFormat(WireFormat):
             parsed.text = _as_text(choice.get("text"))
         return parsed
 
-    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+    def parse_event(self, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:
         """Parse one SSE event of a streamed answer."""
         data = event.data
         if data[:1] != "{":  # not the usual JSON object: an end marker, blank, or junk
@@ -247,7 +247,7 @@ class OpenAIFormat(WireFormat):
         return self._full_event(obj, event, data, chat=chat)
 
     def _full_event(
-        self, obj: Any, event: SSEEvent, data: str, *, chat: bool
+        self, obj: Any, event: StreamEvent, data: str, *, chat: bool
     ) -> ParsedChunk | None:
         if not isinstance(obj, dict):
             raise ResponseError(f"Unexpected stream event: {data[:300]!r}")

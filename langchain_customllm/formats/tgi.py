@@ -61,7 +61,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from langchain_customllm._exceptions import ResponseError, StreamError
-from langchain_customllm._framing import SSEEvent
+from langchain_customllm._framing import StreamEvent
 from langchain_customllm._json import loads
 from langchain_customllm.formats.base import (
     GenerationParams,
@@ -270,7 +270,7 @@ class TGIFormat(WireFormat):
             _apply_details(parsed, details, _whole_input_tokens(details))
         return parsed
 
-    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+    def parse_event(self, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:
         """Parse one ``StreamResponse`` event; the last one (``generated_text`` set) is done.
 
         Raises:
