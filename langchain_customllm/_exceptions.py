@@ -52,6 +52,7 @@ from langchain_core.exceptions import (
 )
 
 from langchain_customllm._retry import parse_retry_after, should_retry_status
+from langchain_customllm._text import excerpt
 
 __all__ = [
     "APIConnectionError",
@@ -234,19 +235,18 @@ def error_detail(body: Any) -> str:
         if isinstance(err, dict):
             msg = err.get("message") or err.get("msg")
             if msg:
-                return str(msg)[:_MAX_DETAIL_CHARS]
+                return excerpt(str(msg), _MAX_DETAIL_CHARS)
         elif isinstance(err, str) and err:
-            return err[:_MAX_DETAIL_CHARS]
+            return excerpt(err, _MAX_DETAIL_CHARS)
         for key in ("detail", "message", "msg"):
             value = body.get(key)
             if value:
-                text = value if isinstance(value, str) else json.dumps(value)
-                return text[:_MAX_DETAIL_CHARS]
-        return json.dumps(body)[:_MAX_DETAIL_CHARS]
+                return excerpt(value, _MAX_DETAIL_CHARS)
+        return excerpt(body, _MAX_DETAIL_CHARS)
     text = str(body or "").strip()
     if text.lower().startswith(("<!doctype", "<html")):
         return "the server answered with an HTML page instead of JSON (is base_url right?)"
-    return text[:_MAX_DETAIL_CHARS]
+    return excerpt(text, _MAX_DETAIL_CHARS)
 
 
 _OVERFLOW_PHRASES = (
