@@ -128,6 +128,22 @@ class TokenUsage:
     cache_read: int | None = None
     reasoning: int | None = None
 
+    @classmethod
+    def from_counts(
+        cls, input_tokens: int | None, output_tokens: int | None, total_tokens: int | None = None
+    ) -> TokenUsage | None:
+        """Usage from the counts a server sent, a missing one as 0; None if it sent neither.
+
+        Args:
+            input_tokens: Prompt tokens, if sent.
+            output_tokens: Generated tokens, if sent.
+            total_tokens: The server's own total, if sent (else the sum).
+        """
+        if input_tokens is None and output_tokens is None:
+            return None
+        inp, out = input_tokens or 0, output_tokens or 0
+        return cls(inp, out, inp + out if total_tokens is None else total_tokens)
+
 
 @dataclass
 class ParsedChunk:

@@ -363,11 +363,8 @@ class CustomFormat(WireFormat):
         inp = self._int(selectors, "input_tokens", data)
         out = self._int(selectors, "output_tokens", data)
         if inp is None and out is None:
-            return None
-        total = self._int(selectors, "total_tokens", data)
-        return TokenUsage(
-            inp or 0, out or 0, total if total is not None else (inp or 0) + (out or 0)
-        )
+            return None  # the total is not read (nor checked) without the counts
+        return TokenUsage.from_counts(inp, out, self._int(selectors, "total_tokens", data))
 
     def _raise_declared_error(self, data: Any, stream: bool) -> None:
         message = self.error_message(data)

@@ -270,9 +270,9 @@ class OllamaFormat(WireFormat):
             done=done,
         )
         # api.Metrics fields are `omitempty`: a count of 0 is absent, not missing usage.
-        prompt, output = _int(obj.get("prompt_eval_count")), _int(obj.get("eval_count"))
-        if prompt is not None or output is not None:
-            parsed.usage = TokenUsage(prompt or 0, output or 0, (prompt or 0) + (output or 0))
+        parsed.usage = TokenUsage.from_counts(
+            _int(obj.get("prompt_eval_count")), _int(obj.get("eval_count"))
+        )
         for key in _DURATIONS:
             value = _int(obj.get(key))
             if value is not None:

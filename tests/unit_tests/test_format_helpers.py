@@ -11,7 +11,13 @@ from langchain_core.messages import BaseMessage
 from langchain_customllm import StreamEvent
 from langchain_customllm._exceptions import ResponseError, StreamError
 from langchain_customllm._text import EXCERPT_CHARS, excerpt
-from langchain_customllm.formats import GenerationParams, ParsedChunk, WireFormat, WireRequest
+from langchain_customllm.formats import (
+    GenerationParams,
+    ParsedChunk,
+    TokenUsage,
+    WireFormat,
+    WireRequest,
+)
 from langchain_customllm.formats.base import (
     parse_event_safely,
     parse_response_safely,
@@ -82,3 +88,11 @@ def test_adapter_typed_errors_pass_through_unchanged() -> None:
     with pytest.raises(StreamError, match=r"^the adapter's own error$") as info:
         parse_event_safely(_Broken(), StreamEvent(data="typed"), chat=True)
     assert info.value.__cause__ is None
+
+
+def test_usage_from_counts() -> None:
+    assert TokenUsage.from_counts(None, None) is None
+    assert TokenUsage.from_counts(None, None, 5) is None
+    assert TokenUsage.from_counts(3, None) == TokenUsage(3, 0, 3)
+    assert TokenUsage.from_counts(None, 4) == TokenUsage(0, 4, 4)
+    assert TokenUsage.from_counts(3, 4, 9) == TokenUsage(3, 4, 9)  # the server's total wins
