@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 import httpx
 from typing_extensions import Unpack
 
+from langchain_customllm.probe.error_facts import judge_errors
 from langchain_customllm.probe.errors import (
     ApiKeyRefusedError,
     ProbeUsageError,
@@ -23,8 +24,6 @@ from langchain_customllm.probe.errors import (
 from langchain_customllm.probe.facts import (
     judge_chat,
     judge_completions,
-    judge_errors,
-    judge_image,
     judge_json_mode,
     judge_json_schema,
     judge_logprobs,
@@ -37,6 +36,7 @@ from langchain_customllm.probe.facts import (
     row_rank,
     skipped_row,
 )
+from langchain_customllm.probe.image_facts import judge_image
 from langchain_customllm.probe.payloads import (
     CHAT_MAX_TOKENS,
     CHAT_PROMPT,
