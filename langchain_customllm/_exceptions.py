@@ -305,6 +305,18 @@ _HINTS = {
 }
 
 
+# The error class of each 4xx status that has one of its own (others: APIStatusError).
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    **dict.fromkeys((400, 413, 422), BadRequestError),
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    409: ConflictError,
+    429: RateLimitError,
+}
+
+
 def error_from_response(
     status_code: int,
     headers: Mapping[str, str],
@@ -345,24 +357,10 @@ def error_from_response(
     elif _is_context_overflow(status_code, body, detail):
         cls = ContextLengthExceededError
         message = f"{detail} -- shorten the prompt or lower max_tokens"
-    elif status_code in (400, 413, 422):
-        cls = BadRequestError
-    elif status_code == 401:
-        cls = AuthenticationError
-    elif status_code == 403:
-        cls = PermissionDeniedError
-    elif status_code == 404:
-        cls = NotFoundError
-    elif status_code == 408:
-        cls = RequestTimeoutError
-    elif status_code == 409:
-        cls = ConflictError
-    elif status_code == 429:
-        cls = RateLimitError
     elif status_code >= 500:
         cls = InternalServerError
     else:
-        cls = APIStatusError
+        cls = _STATUS_CLASSES.get(status_code, APIStatusError)
     err = cls(message, status_code=status_code, body=body, request_id=request_id_of(headers))
     err.retry_after = parse_retry_after(headers)
     # Per instance: the server's x-should-retry may overrule what the status implies.
