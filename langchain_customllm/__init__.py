@@ -7,8 +7,9 @@ raise is a `CustomLLMError` subclass.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from langchain_customllm._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from langchain_customllm._exceptions import (
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         StreamError,
         StreamTimeoutError,
     )
+    from langchain_customllm._framing import StreamEvent
     from langchain_customllm.chat_models import ChatCustomLLM
     from langchain_customllm.config import load_models
     from langchain_customllm.formats import (
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     )
     from langchain_customllm.llms import CustomLLM
     from langchain_customllm.pricing import Cost, Pricing, PricingTable, cost_for
+    from langchain_customllm.profiles import ServerProfile
     from langchain_customllm.usage import ModelUsage, UsageTracker, track_usage
 
 # Public names and the module each lives in, imported on first access: `import
@@ -70,6 +73,8 @@ _LAZY: dict[str, str] = {
         "_exceptions",
     ),
     "ChatCustomLLM": "chat_models",
+    "StreamEvent": "_framing",
+    "ServerProfile": "profiles",
     "CustomLLM": "llms",
     "load_models": "config",
     **dict.fromkeys(
@@ -105,7 +110,9 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseError",
+    "ServerProfile",
     "StreamError",
+    "StreamEvent",
     "StreamTimeoutError",
     "UsageTracker",
     "WireFormat",
@@ -118,14 +125,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

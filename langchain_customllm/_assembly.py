@@ -11,14 +11,9 @@ Usage, cost and response metadata travel on the final piece only: langchain-core
 streamed chunks by adding numbers and concatenating strings, so metadata on several chunks
 would be doubled (and float costs crash the merge, langchain issue 36015).
 
-Two server quirks are undone here, so every server looks the same to the caller:
+Tool calls are assembled by `langchain_customllm._tool_assembly.ToolCallAssembler`, which
+evens out how servers stream them. One server quirk is undone here:
 
-- Tool arguments sent as a JSON *string* that holds the JSON object (how vLLM can answer a
-  tool without ``strict``; the ``vllm`` profile sends ``strict``, which avoids it) are
-  unwrapped once, so ``tool_calls[i]["args"]`` is a dict; streamed, such a call's argument
-  fragments are held back and sent, unwrapped, with the final piece. A string that holds
-  no object (vLLM 0.32 here answers ``"Paris"`` for a non-strict ``get_weather(city)``) is
-  left as it came.
 - Stream usage that is the server's estimate (a gateway's, ``usage_estimated`` in the
   profile) is marked ``usage_estimated: True`` in the final metadata. The LiteLLM proxy
   passes a whole answer's usage on from the backend but counts a stream's itself (19 prompt
@@ -27,52 +22,17 @@ Two server quirks are undone here, so every server looks the same to the caller:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from langchain_customllm._exceptions import StreamError
 from langchain_customllm._stop import StopMatcher, truncate_at_stop
+from langchain_customllm._tool_assembly import ToolCallAssembler, unwrap_string_args
 from langchain_customllm.formats.base import ParsedChunk, TokenUsage, ToolCallPiece
 from langchain_customllm.pricing import Cost, Pricing, PricingTable, price_answer
 
 __all__ = ["Assembler", "Piece", "unwrap_string_args"]
-
-
-def unwrap_string_args(args: str) -> str | None:
-    """The inner JSON of tool arguments that arrived as a JSON string holding JSON.
-
-    A JSON string literal whose content is ``{"city": "Paris"}`` becomes that object's JSON
-    text. Only a string whose content parses as a JSON object is unwrapped; for anything
-    else (an object already, a bare string such as ``"Paris"``) this returns None and the
-    arguments are left to the usual parsing.
-    """
-    if not args.lstrip().startswith('"'):
-        return None
-    try:
-        inner = json.loads(args)
-    except ValueError:
-        return None
-    if not isinstance(inner, str):
-        return None
-    try:
-        parsed = json.loads(inner)
-    except ValueError:
-        return None
-    return inner if isinstance(parsed, dict) else None
-
-
-def _unwrapped(call: ToolCallPiece) -> ToolCallPiece:
-    inner = unwrap_string_args(call.args)
-    if inner is None:
-        return call
-    return ToolCallPiece(index=call.index, id=call.id, name=call.name, args=inner)
-
-
-# How a streamed call's arguments look so far: only whitespace, an object (passed on as it
-# comes), or a JSON string (held back until the end, then unwrapped).
-_ArgsShape = Literal["undecided", "object", "string"]
 
 
 @dataclass
@@ -143,9 +103,7 @@ class Assembler:
         self._pieces_out = 0  # pieces feed() returned: is the final piece the only one?
         self._saw_done = False
         self._raw_len = 0  # text received, before stop matching (for cumulative streams)
-        self._tool_seen: dict[int, tuple[str | None, str | None]] = {}
-        self._args_shape: dict[int, _ArgsShape] = {}
-        self._args_held: dict[int, str] = {}
+        self._tools = ToolCallAssembler()
 
     @property
     def text_so_far(self) -> str:
@@ -162,7 +120,7 @@ class Assembler:
         return Piece(
             text=text,
             reasoning=parsed.reasoning,
-            tool_calls=[_unwrapped(call) for call in parsed.tool_calls],
+            tool_calls=self._tools.whole(parsed.tool_calls),
             final=True,
             usage=self._usage,
             metadata=self._final_metadata(streamed=False),
@@ -190,60 +148,13 @@ class Assembler:
         if parsed.done:
             self._saw_done = True
         reasoning = "" if self._matcher.stopped and not text else parsed.reasoning
-        tool_calls = [
-            call
-            for call in (self._hold_string_args(self._first_mention(c)) for c in parsed.tool_calls)
-            if call.id or call.name or call.args
-        ]
+        tool_calls = self._tools.feed(parsed.tool_calls) if parsed.tool_calls else []
         if not text and not reasoning and not tool_calls:
             return None
         if text:
             self._emitted.append(text)
         self._pieces_out += 1
         return Piece(text=text, reasoning=reasoning, id=self._id, tool_calls=tool_calls)
-
-    def _first_mention(self, call: ToolCallPiece) -> ToolCallPiece:
-        # llama.cpp repeats id and name in every chunk, vLLM sends them once: keep each
-        # call's id and name on its first fragment only, so merged chunks spell them once.
-        seen_id, seen_name = self._tool_seen.get(call.index, (None, None))
-        call_id = call.id if call.id and not seen_id else None
-        name = call.name if call.name and not seen_name else None
-        self._tool_seen[call.index] = (seen_id or call.id, seen_name or call.name)
-        if call_id == call.id and name == call.name:
-            return call
-        return ToolCallPiece(index=call.index, id=call_id, name=name, args=call.args)
-
-    def _hold_string_args(self, call: ToolCallPiece) -> ToolCallPiece:
-        """Pass object arguments on as they come; hold back a JSON string's fragments.
-
-        Whether a call's arguments are a string is known from their first non-blank
-        character; until then (blank fragments) they are held back too.
-        """
-        shape = self._args_shape.get(call.index, "undecided")
-        if shape == "object" or not call.args:
-            return call
-        held = self._args_held.get(call.index, "") + call.args
-        if shape == "undecided":
-            stripped = held.lstrip()
-            if not stripped:
-                self._args_held[call.index] = held
-                return ToolCallPiece(index=call.index, id=call.id, name=call.name)
-            shape = "string" if stripped.startswith('"') else "object"
-            self._args_shape[call.index] = shape
-            if shape == "object":
-                self._args_held.pop(call.index, None)
-                return ToolCallPiece(index=call.index, id=call.id, name=call.name, args=held)
-        self._args_held[call.index] = held
-        return ToolCallPiece(index=call.index, id=call.id, name=call.name)
-
-    def _release_held_args(self) -> list[ToolCallPiece]:
-        """The held-back arguments, unwrapped where they hold a JSON object (end of stream)."""
-        released = []
-        for index, held in sorted(self._args_held.items()):
-            if self._args_shape.get(index) == "string":
-                released.append(ToolCallPiece(index=index, args=unwrap_string_args(held) or held))
-        self._args_held.clear()
-        return released
 
     def finish(self) -> Piece:
         """End of stream: the final piece with held-back text, usage and metadata.
@@ -267,7 +178,7 @@ class Assembler:
             )
         return Piece(
             text=tail,
-            tool_calls=self._release_held_args(),
+            tool_calls=self._tools.finish(),
             final=True,
             usage=self._usage,
             metadata=self._final_metadata(streamed=True),

@@ -26,7 +26,7 @@ from langchain_customllm._exceptions import (
     error_from_response,
     request_id_of,
 )
-from langchain_customllm._framing import Framing, SSEEvent
+from langchain_customllm._framing import Framing, StreamEvent
 from langchain_customllm._http import HttpPools
 from langchain_customllm._reader import EventReader, is_not_a_stream
 from langchain_customllm._request import (
@@ -186,7 +186,7 @@ class ProviderClient:
         framing: Framing,
         describe: Describe = None,
         info: dict[str, Any] | None = None,
-    ) -> Generator[SSEEvent, None, None]:
+    ) -> Generator[StreamEvent, None, None]:
         """POST a request and yield its decoded stream events.
 
         Opening the stream (connect + status) is retried; reading it is not. Closing the
@@ -246,7 +246,7 @@ class ProviderClient:
         framing: Framing,
         describe: Describe = None,
         info: dict[str, Any] | None = None,
-    ) -> AsyncGenerator[SSEEvent, None]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Async twin of `stream`."""
         client = self.pools.async_()
         target, url, content, options = self._prepare(

@@ -52,6 +52,7 @@ from langchain_core.exceptions import (
 )
 
 from langchain_customllm._retry import parse_retry_after, should_retry_status
+from langchain_customllm._text import excerpt
 
 __all__ = [
     "APIConnectionError",
@@ -240,19 +241,18 @@ def error_detail(body: Any) -> str:
         if isinstance(err, dict):
             msg = err.get("message") or err.get("msg")
             if msg:
-                return str(msg)[:_MAX_DETAIL_CHARS]
+                return excerpt(str(msg), _MAX_DETAIL_CHARS)
         elif isinstance(err, str) and err:
-            return err[:_MAX_DETAIL_CHARS]
+            return excerpt(err, _MAX_DETAIL_CHARS)
         for key in ("detail", "message", "msg"):
             value = body.get(key)
             if value:
-                text = value if isinstance(value, str) else json.dumps(value)
-                return text[:_MAX_DETAIL_CHARS]
-        return json.dumps(body)[:_MAX_DETAIL_CHARS]
+                return excerpt(value, _MAX_DETAIL_CHARS)
+        return excerpt(body, _MAX_DETAIL_CHARS)
     text = str(body or "").strip()
     if text.lower().startswith(("<!doctype", "<html")):
         return "the server answered with an HTML page instead of JSON (is base_url right?)"
-    return text[:_MAX_DETAIL_CHARS]
+    return excerpt(text, _MAX_DETAIL_CHARS)
 
 
 _OVERFLOW_PHRASES = (
@@ -330,6 +330,18 @@ _HINTS = {
 }
 
 
+# The error class of each 4xx status that has one of its own (others: APIStatusError).
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    **dict.fromkeys((400, 413, 422), BadRequestError),
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    409: ConflictError,
+    429: RateLimitError,
+}
+
+
 def error_from_response(
     status_code: int,
     headers: Mapping[str, str],
@@ -376,24 +388,10 @@ def error_from_response(
             f"The server refused the request as invalid (with HTTP {status_code}, not 400): "
             f"{detail} -- check the request parameters and extra_body; not retried"
         )
-    elif status_code in (400, 413, 422):
-        cls = BadRequestError
-    elif status_code == 401:
-        cls = AuthenticationError
-    elif status_code == 403:
-        cls = PermissionDeniedError
-    elif status_code == 404:
-        cls = NotFoundError
-    elif status_code == 408:
-        cls = RequestTimeoutError
-    elif status_code == 409:
-        cls = ConflictError
-    elif status_code == 429:
-        cls = RateLimitError
     elif status_code >= 500:
         cls = InternalServerError
     else:
-        cls = APIStatusError
+        cls = _STATUS_CLASSES.get(status_code, APIStatusError)
     err = cls(message, status_code=status_code, body=body, request_id=request_id_of(headers))
     err.retry_after = parse_retry_after(headers)
     # Per instance: the server's x-should-retry may overrule what the status implies; a

@@ -24,6 +24,7 @@ __all__ = [
     "NDJSONDecoder",
     "SSEDecoder",
     "SSEEvent",
+    "StreamEvent",
     "TextDecoder",
     "make_decoder",
 ]
@@ -32,8 +33,8 @@ Framing = Literal["sse", "ndjson", "text"]
 
 
 @dataclass(frozen=True)
-class SSEEvent:
-    r"""One dispatched event.
+class StreamEvent:
+    r"""One event of a streamed answer, as `WireFormat.parse_event` receives it.
 
     Attributes:
         data: The event's data: ``data:`` lines joined by ``\\n`` (SSE), one line (NDJSON),
@@ -48,6 +49,10 @@ class SSEEvent:
     event: str | None = None
     id: str | None = None
     retry: int | None = None
+
+
+# The name this type had first (it began as the SSE decoder's event); kept for imports.
+SSEEvent = StreamEvent
 
 
 class FramingDecoder(Protocol):

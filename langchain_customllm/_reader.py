@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from langchain_customllm._exceptions import StreamTimeoutError
-from langchain_customllm._framing import Framing, SSEEvent, make_decoder
+from langchain_customllm._framing import Framing, StreamEvent, make_decoder
 
 __all__ = ["EventReader", "is_not_a_stream"]
 
@@ -59,7 +59,7 @@ class EventReader:
         self.first_bytes = b""
         """The start of the body while no event came out of it (quoted in errors)."""
 
-    def feed(self, raw: bytes) -> list[SSEEvent]:
+    def feed(self, raw: bytes) -> list[StreamEvent]:
         """The events that these bytes complete.
 
         Raises:
@@ -82,7 +82,7 @@ class EventReader:
         self.events += len(events)
         return events
 
-    def finish(self) -> list[SSEEvent]:
+    def finish(self) -> list[StreamEvent]:
         """The events the end of the body completes (a last event left unterminated)."""
         tail = self._decoder.flush()
         self.events += len(tail)

@@ -23,6 +23,7 @@ from langchain_customllm._exceptions import (
     request_id_of,
 )
 from langchain_customllm._json import loads
+from langchain_customllm._text import EXCERPT_CHARS, excerpt
 from langchain_customllm.formats.base import WireRequest
 
 __all__ = ["RequestEncoder", "body_read_error", "decode_json", "not_a_stream_error"]
@@ -99,7 +100,8 @@ def decode_json(content: bytes, url: str) -> Any:
     try:
         return loads(content)
     except ValueError as exc:
-        text = content[:300].decode("utf-8", errors="replace")
+        # Decode only the start: a wrong URL can answer with a page of any size.
+        text = excerpt(content[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace"))
         raise ResponseError(
             f"The server at {url} answered 200 with a body that is not JSON: {text!r}",
             body=text,

@@ -11,10 +11,9 @@ their node marks are kept to point at the key.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,11 +22,11 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from langchain_customllm._exceptions import ConfigurationError
+from langchain_customllm._text import did_you_mean, problems
 
 __all__ = [
     "ConfigFile",
     "construct",
-    "did_you_mean",
     "entry_settings",
     "read_config",
     "select_entry",
@@ -36,50 +35,19 @@ __all__ = [
 
 # Settings whose values are never echoed in an error message.
 _SECRET_SETTINGS = frozenset({"api_key", "default_headers"})
-# Inputs short enough to quote after the message ("(got -1)").
-_QUOTED_TYPES = (int, float, str, bool, type(None))
 _M = TypeVar("_M")
-
-
-def did_you_mean(value: str, known: Collection[str]) -> str:
-    """`` (did you mean 'x'?)`` for a near miss among ``known``, else an empty string."""
-    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def settings_error(exc: ValidationError, fields: Mapping[str, FieldInfo]) -> ConfigurationError:
     """One `ConfigurationError` for a failed validation: each setting at fault and why.
 
-    ``Value error, `` prefixes and model-level locations are dropped; the input is quoted
-    when it is short and not a secret. The first setting at fault is kept on
-    ``error.setting`` so configuration files can point at its line.
+    The first setting at fault is kept on ``error.setting`` so configuration files can
+    point at its line; secret inputs are never quoted.
     """
     aliases = {info.alias: name for name, info in fields.items() if info.alias}
-    problems: list[str] = []
-    first: str | None = None
-    for err in exc.errors():
-        loc = [str(part) for part in err["loc"]]
-        cause = (err.get("ctx") or {}).get("error")
-        if not loc and isinstance(cause, ConfigurationError) and cause.setting:
-            loc = [cause.setting]  # a model-level check that knows its setting
-        if loc:
-            loc[0] = aliases.get(loc[0], loc[0])
-        name = loc[0] if loc else None
-        first = first or name
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden" and name is not None:
-            message = f"unknown setting{did_you_mean(name, fields)}"
-        value = err.get("input")
-        quoted = (
-            name not in _SECRET_SETTINGS
-            and err["type"] not in ("missing", "extra_forbidden")
-            and isinstance(value, _QUOTED_TYPES)
-            and len(repr(value)) <= 80
-        )
-        text = f"{'.'.join(loc)}: {message}" if loc else message
-        problems.append(f"{text} (got {value!r})" if quoted else text)
-    error = ConfigurationError("; ".join(problems))
-    error.setting = first
+    found = problems(exc, names=aliases, secret=_SECRET_SETTINGS, known=fields, kind="setting")
+    error = ConfigurationError("; ".join(text for _, text in found))
+    error.setting = next((name for name, _ in found if name), None)
     return error
 
 

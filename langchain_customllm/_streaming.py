@@ -16,7 +16,7 @@ from langchain_customllm._exceptions import (
     CustomLLMError,
     StreamError,
 )
-from langchain_customllm._framing import SSEEvent
+from langchain_customllm._framing import StreamEvent
 from langchain_customllm._runtime import Runtime
 from langchain_customllm.formats.base import (
     WireRequest,
@@ -52,7 +52,7 @@ class _StreamRun:
         self.events = 0
         self.info: dict[str, Any] = {}  # the client notes the request id here
 
-    def step(self, event: SSEEvent) -> Piece | None:
+    def step(self, event: StreamEvent) -> Piece | None:
         self.events += 1
         parsed = parse_event_safely(self.fmt, event, chat=self.chat)
         if parsed is None:

@@ -34,10 +34,10 @@ from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._settings import (
     ConfigFile,
     construct,
-    did_you_mean,
     models_of,
     read_config,
 )
+from langchain_customllm._text import did_you_mean
 from langchain_customllm.chat_models import ChatCustomLLM
 from langchain_customllm.llms import CustomLLM
 

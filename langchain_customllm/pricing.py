@@ -31,6 +31,7 @@ from typing import Any, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_customllm._exceptions import ConfigurationError
+from langchain_customllm._text import validation_problems
 from langchain_customllm.formats.base import TokenUsage
 
 __all__ = [
@@ -421,8 +422,5 @@ def _validate_pricing(value: Any, where: str) -> Pricing:
     try:
         return Pricing.model_validate(dict(value))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc, "value", known=Pricing.model_fields)
         raise ConfigurationError(f"{where}: {problems}") from None

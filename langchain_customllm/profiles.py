@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.language_models.model_profile import ModelProfile
 
 from langchain_customllm._exceptions import ConfigurationError
-from langchain_customllm._settings import did_you_mean
+from langchain_customllm._text import did_you_mean
 
 if TYPE_CHECKING:
     from langchain_customllm.formats.base import WireFormat

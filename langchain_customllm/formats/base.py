@@ -16,13 +16,13 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from langchain_core.messages import BaseMessage
 
 from langchain_customllm._exceptions import ConfigurationError, CustomLLMError, ResponseError
-from langchain_customllm._framing import Framing, SSEEvent
-from langchain_customllm._settings import did_you_mean
+from langchain_customllm._framing import Framing, StreamEvent
+from langchain_customllm._text import did_you_mean, excerpt
 
 __all__ = [
     "GenerationParams",
@@ -35,6 +35,7 @@ __all__ = [
     "parse_event_safely",
     "parse_response_safely",
     "register_format",
+    "sampling_fields",
 ]
 
 
@@ -127,6 +128,22 @@ class TokenUsage:
     cache_read: int | None = None
     reasoning: int | None = None
 
+    @classmethod
+    def from_counts(
+        cls, input_tokens: int | None, output_tokens: int | None, total_tokens: int | None = None
+    ) -> TokenUsage | None:
+        """Usage from the counts a server sent, a missing one as 0; None if it sent neither.
+
+        Args:
+            input_tokens: Prompt tokens, if sent.
+            output_tokens: Generated tokens, if sent.
+            total_tokens: The server's own total, if sent (else the sum).
+        """
+        if input_tokens is None and output_tokens is None:
+            return None
+        inp, out = input_tokens or 0, output_tokens or 0
+        return cls(inp, out, inp + out if total_tokens is None else total_tokens)
+
 
 @dataclass
 class ParsedChunk:
@@ -208,7 +225,7 @@ class WireFormat(ABC):
         """
 
     @abstractmethod
-    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+    def parse_event(self, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:
         """Parse one stream event; None for events that carry nothing (keep-alives).
 
         Raises:
@@ -301,9 +318,43 @@ def get_format(spec: str | WireFormat | Mapping[str, Any]) -> WireFormat:
         ) from None
 
 
-def _excerpt(data: Any) -> str:
-    text = data if isinstance(data, str) else repr(data)
-    return text if len(text) <= 200 else text[:200] + "..."
+def sampling_fields(params: GenerationParams, max_tokens: str = "max_tokens") -> dict[str, Any]:
+    """The sampling settings that are set, by their OpenAI names (pure).
+
+    Unset ones are left out so the server applies its own defaults.
+
+    Args:
+        params: The merged generation parameters.
+        max_tokens: The format's name for the output cap (Ollama: ``num_predict``).
+
+    Returns:
+        ``temperature``, ``top_p``, ``seed``, the cap and ``stop`` (a list), where set.
+    """
+    fields: dict[str, Any] = {}
+    if params.temperature is not None:
+        fields["temperature"] = params.temperature
+    if params.top_p is not None:
+        fields["top_p"] = params.top_p
+    if params.seed is not None:
+        fields["seed"] = params.seed
+    if params.max_tokens is not None:
+        fields[max_tokens] = params.max_tokens
+    if params.stop:
+        fields["stop"] = list(params.stop)
+    return fields
+
+
+def _raise_typed(
+    fmt: WireFormat, what: str, got: Any, exc: Exception, body: Any = None
+) -> NoReturn:
+    """Re-raise ``exc`` if it is ours; else a `ResponseError` naming the format and ``got``."""
+    if isinstance(exc, CustomLLMError):
+        raise exc
+    raise ResponseError(
+        f"wire format {fmt.name!r} could not read {what} ({type(exc).__name__}: {exc}); "
+        f"got: {excerpt(got)}",
+        body=body,
+    ) from exc
 
 
 def parse_response_safely(fmt: WireFormat, body: Any, *, chat: bool) -> ParsedChunk:
@@ -314,24 +365,13 @@ def parse_response_safely(fmt: WireFormat, body: Any, *, chat: bool) -> ParsedCh
     """
     try:
         return fmt.parse_response(body, chat=chat)
-    except CustomLLMError:
-        raise
     except Exception as exc:  # any adapter bug must surface as a typed error
-        raise ResponseError(
-            f"wire format {fmt.name!r} could not read the answer "
-            f"({type(exc).__name__}: {exc}); got: {_excerpt(body)}",
-            body=body,
-        ) from exc
+        _raise_typed(fmt, "the answer", body, exc, body)
 
 
-def parse_event_safely(fmt: WireFormat, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+def parse_event_safely(fmt: WireFormat, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:
     """`WireFormat.parse_event`, with a user adapter's stray exception made typed."""
     try:
         return fmt.parse_event(event, chat=chat)
-    except CustomLLMError:
-        raise
     except Exception as exc:  # any adapter bug must surface as a typed error
-        raise ResponseError(
-            f"wire format {fmt.name!r} could not read a stream event "
-            f"({type(exc).__name__}: {exc}); got: {_excerpt(event.data)}",
-        ) from exc
+        _raise_typed(fmt, "a stream event", event.data, exc)

@@ -31,8 +31,9 @@ from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from langchain_customllm._exceptions import ConfigurationError, ResponseError, StreamError
-from langchain_customllm._framing import Framing, SSEEvent
+from langchain_customllm._framing import Framing, StreamEvent
 from langchain_customllm._json import loads
+from langchain_customllm._text import excerpt, validation_problems
 from langchain_customllm.formats.base import (
     GenerationParams,
     ParsedChunk,
@@ -40,6 +41,7 @@ from langchain_customllm.formats.base import (
     WireFormat,
     WireRequest,
     register_builtin_format,
+    sampling_fields,
 )
 from langchain_customllm.formats.openai import messages_to_openai
 from langchain_customllm.formats.prompt import ChatTemplate, get_chat_template
@@ -51,7 +53,6 @@ PLACEHOLDERS = frozenset(
     {"prompt", "messages", "model", "max_tokens", "temperature", "top_p", "seed", "stop", "stream"}
 )
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)\}")
-_EXCERPT = 200
 _DROP: Any = object()  # marks a template value whose placeholder was unset
 
 
@@ -164,11 +165,6 @@ class CustomFormatConfig(_Strict):
         return value
 
 
-def _excerpt(data: Any) -> str:
-    text = data if isinstance(data, str) else json.dumps(data, default=str)
-    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "..."
-
-
 def _check_template(node: Any, where: str) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
@@ -252,10 +248,7 @@ class CustomFormat(WireFormat):
         try:
             return CustomFormatConfig.model_validate(dict(data))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = validation_problems(exc, "(top)", known=CustomFormatConfig.model_fields)
             raise ConfigurationError(f"Invalid custom wire format: {problems}") from None
 
     @staticmethod
@@ -283,15 +276,8 @@ class CustomFormat(WireFormat):
 
     @staticmethod
     def _values(params: GenerationParams, stream: bool) -> dict[str, Any]:
-        return {
-            "model": params.model,
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "seed": params.seed,
-            "stop": list(params.stop) or None,
-            "stream": stream,
-        }
+        # An unset setting is absent, which the template reads as None: its key is dropped.
+        return {"model": params.model, "stream": stream, **sampling_fields(params)}
 
     def _path(self, chat: bool, stream: bool) -> str | None:
         cfg = self.config
@@ -337,7 +323,7 @@ class CustomFormat(WireFormat):
             if required:
                 raise ResponseError(
                     f"custom wire format {self.name!r}: {selector.explain(data)}; "
-                    f"got: {_excerpt(data)}",
+                    f"got: {excerpt(data)}",
                     body=data,
                 )
             return None
@@ -349,14 +335,14 @@ class CustomFormat(WireFormat):
             if required:
                 raise ResponseError(
                     f"custom wire format {self.name!r}: `{selectors[field].path}` is null; "
-                    f"got: {_excerpt(data)}",
+                    f"got: {excerpt(data)}",
                     body=data,
                 )
             return ""
         if not isinstance(value, str):
             raise ResponseError(
                 f"custom wire format {self.name!r}: `{selectors[field].path}` should be text, "
-                f"got {type(value).__name__}: {_excerpt(value)}",
+                f"got {type(value).__name__}: {excerpt(value)}",
                 body=data,
             )
         return value
@@ -368,7 +354,7 @@ class CustomFormat(WireFormat):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ResponseError(
                 f"custom wire format {self.name!r}: `{selectors[field].path}` should be a "
-                f"token count, got {_excerpt(value)}",
+                f"token count, got {excerpt(value)}",
                 body=data,
             )
         return int(value)
@@ -377,17 +363,14 @@ class CustomFormat(WireFormat):
         inp = self._int(selectors, "input_tokens", data)
         out = self._int(selectors, "output_tokens", data)
         if inp is None and out is None:
-            return None
-        total = self._int(selectors, "total_tokens", data)
-        return TokenUsage(
-            inp or 0, out or 0, total if total is not None else (inp or 0) + (out or 0)
-        )
+            return None  # the total is not read (nor checked) without the counts
+        return TokenUsage.from_counts(inp, out, self._int(selectors, "total_tokens", data))
 
     def _raise_declared_error(self, data: Any, stream: bool) -> None:
         message = self.error_message(data)
         if message is None:
             return
-        text = f"custom wire format {self.name!r}: the server reported: {_excerpt(message)}"
+        text = f"custom wire format {self.name!r}: the server reported: {excerpt(message)}"
         if stream:
             raise StreamError(text, body=data)
         raise ResponseError(text, body=data)
@@ -405,7 +388,7 @@ class CustomFormat(WireFormat):
             id=_opt_str(self._get(sel, "id", body, required=False)),
         )
 
-    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+    def parse_event(self, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:
         """Parse one stream event per the ``stream`` section."""
         spec = self.config.stream
         if spec is None:
@@ -421,7 +404,7 @@ class CustomFormat(WireFormat):
         except ValueError:
             raise ResponseError(
                 f"custom wire format {self.name!r}: a stream event is not JSON: "
-                f"{_excerpt(event.data)}"
+                f"{excerpt(event.data)}"
             ) from None
         self._raise_declared_error(data, stream=True)
         sel = self._stream

@@ -16,7 +16,6 @@ fields, so a top-level ``top_k`` would otherwise be dropped without a word.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,8 +31,9 @@ from langchain_customllm._exceptions import (
     StreamError,
     error_detail,
 )
-from langchain_customllm._framing import SSEEvent
+from langchain_customllm._framing import StreamEvent
 from langchain_customllm._json import loads
+from langchain_customllm._text import excerpt
 from langchain_customllm.formats.base import (
     GenerationParams,
     ParsedChunk,
@@ -41,6 +41,7 @@ from langchain_customllm.formats.base import (
     WireFormat,
     WireRequest,
     register_builtin_format,
+    sampling_fields,
 )
 from langchain_customllm.formats.prompt import message_role
 
@@ -62,12 +63,6 @@ _OPTION_NAMES = frozenset(
 _DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 # Content blocks Ollama has no field for; dropping them would lose the user's input.
 _UNSUPPORTED_MEDIA = frozenset({"audio", "input_audio", "file", "video"})
-_EXCERPT_CHARS = 200
-
-
-def _excerpt(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text[:_EXCERPT_CHARS]
 
 
 def _image_data(url: str) -> str:
@@ -77,7 +72,7 @@ def _image_data(url: str) -> str:
         return url.split(";base64,", 1)[1]
     raise ConfigurationError(
         "wire_format 'ollama' sends images as base64 only (Ollama does not fetch URLs); "
-        f"pass the image as base64 data instead of {url[:80]!r}"
+        f"pass the image as base64 data instead of {excerpt(url, 80)!r}"
     )
 
 
@@ -148,17 +143,7 @@ def messages_to_ollama(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
 
 
 def _body(params: GenerationParams, stream: bool, key: str, value: Any) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if params.temperature is not None:
-        options["temperature"] = params.temperature
-    if params.top_p is not None:
-        options["top_p"] = params.top_p
-    if params.seed is not None:
-        options["seed"] = params.seed
-    if params.max_tokens is not None:
-        options["num_predict"] = params.max_tokens
-    if params.stop:
-        options["stop"] = list(params.stop)
+    options = sampling_fields(params, max_tokens="num_predict")
     # "stream" is always sent: Ollama streams unless told {"stream": false} (api.ChatRequest).
     body: dict[str, Any] = {"model": params.model, key: value, "stream": stream}
     extra: dict[str, Any] = {}
@@ -173,6 +158,27 @@ def _body(params: GenerationParams, stream: bool, key: str, value: Any) -> dict[
         body["options"] = options
     body.update(extra)
     return body
+
+
+def _answer_object(value: Any, got: Any, *, stream: bool) -> dict[str, Any]:
+    """``value`` if it is an Ollama answer object; else the typed error for what came.
+
+    The errors are those `OllamaFormat.parse_response` and ``parse_event`` document; ``got``
+    is what the message shows (the raw line, for a stream).
+    """
+    if not isinstance(value, dict):
+        where = "per stream line" if stream else "as the answer"
+        raise ResponseError(
+            f"wire_format 'ollama': expected a JSON object {where}, got: {excerpt(got)!r}",
+            body=value,
+        )
+    if "error" not in value:
+        return value
+    if stream:
+        raise StreamError(
+            f"The Ollama server reported an error mid-stream: {error_detail(value)}", body=value
+        )
+    raise ResponseError(f"The Ollama server returned an error: {error_detail(value)}", body=value)
 
 
 def _int(value: Any) -> int | None:
@@ -211,19 +217,9 @@ class OllamaFormat(WireFormat):
                 an answer without ``message`` (chat) / ``response`` (generate).
 
         """
-        if not isinstance(body, dict):
-            raise ResponseError(
-                "The server's answer is not what wire_format 'ollama' expects (a JSON "
-                f"object): {_excerpt(body)!r}",
-                body=body,
-            )
-        if "error" in body:
-            raise ResponseError(
-                f"The Ollama server returned an error: {error_detail(body)}", body=body
-            )
-        return self._parse(body, chat=chat, whole=True)
+        return self._parse(_answer_object(body, body, stream=False), chat=chat, whole=True)
 
-    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+    def parse_event(self, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:
         """Parse one NDJSON line of a stream.
 
         Raises:
@@ -240,20 +236,9 @@ class OllamaFormat(WireFormat):
         except ValueError as exc:
             raise ResponseError(
                 f"wire_format 'ollama': the server sent a stream line that is not JSON: "
-                f"{data[:_EXCERPT_CHARS]!r}"
+                f"{excerpt(data)!r}"
             ) from exc
-        if not isinstance(obj, dict):
-            raise ResponseError(
-                "wire_format 'ollama': expected a JSON object per stream line, got: "
-                f"{data[:_EXCERPT_CHARS]!r}",
-                body=obj,
-            )
-        if "error" in obj:
-            raise StreamError(
-                f"The Ollama server reported an error mid-stream: {error_detail(obj)}",
-                body=obj,
-            )
-        return self._parse(obj, chat=chat, whole=False)
+        return self._parse(_answer_object(obj, data, stream=True), chat=chat, whole=False)
 
     @staticmethod
     def _parse(obj: dict[str, Any], *, chat: bool, whole: bool) -> ParsedChunk:
@@ -263,14 +248,14 @@ class OllamaFormat(WireFormat):
         field = "message" if chat else "response"
         if field not in obj and (whole or not done):
             raise ResponseError(
-                f"wire_format 'ollama': the server's answer has no `{field}`: {_excerpt(obj)!r}",
+                f"wire_format 'ollama': the server's answer has no `{field}`: {excerpt(obj)!r}",
                 body=obj,
             )
         if chat:
             message = obj.get(field)
             if field in obj and not isinstance(message, dict):
                 raise ResponseError(
-                    f"wire_format 'ollama': `message` is not an object: {_excerpt(obj)!r}",
+                    f"wire_format 'ollama': `message` is not an object: {excerpt(obj)!r}",
                     body=obj,
                 )
             message = message or {}
@@ -286,9 +271,9 @@ class OllamaFormat(WireFormat):
             done=done,
         )
         # api.Metrics fields are `omitempty`: a count of 0 is absent, not missing usage.
-        prompt, output = _int(obj.get("prompt_eval_count")), _int(obj.get("eval_count"))
-        if prompt is not None or output is not None:
-            parsed.usage = TokenUsage(prompt or 0, output or 0, (prompt or 0) + (output or 0))
+        parsed.usage = TokenUsage.from_counts(
+            _int(obj.get("prompt_eval_count")), _int(obj.get("eval_count"))
+        )
         for key in _DURATIONS:
             value = _int(obj.get(key))
             if value is not None:

@@ -17,8 +17,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.messages.utils import convert_to_openai_messages
 
 from langchain_customllm._exceptions import ResponseError, StreamError, error_detail
-from langchain_customllm._framing import SSEEvent
+from langchain_customllm._framing import StreamEvent
 from langchain_customllm._json import loads, quick_loads
+from langchain_customllm._text import excerpt
 from langchain_customllm.formats.base import (
     GenerationParams,
     ParsedChunk,
@@ -27,6 +28,7 @@ from langchain_customllm.formats.base import (
     WireFormat,
     WireRequest,
     register_builtin_format,
+    sampling_fields,
 )
 
 __all__ = ["OpenAIFormat", "messages_to_openai", "parse_openai_usage"]
@@ -97,17 +99,7 @@ def parse_openai_usage(raw: Any) -> TokenUsage | None:
 
 
 def _common_body(params: GenerationParams, stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": params.model}
-    if params.temperature is not None:
-        body["temperature"] = params.temperature
-    if params.max_tokens is not None:
-        body["max_tokens"] = params.max_tokens
-    if params.top_p is not None:
-        body["top_p"] = params.top_p
-    if params.seed is not None:
-        body["seed"] = params.seed
-    if params.stop:
-        body["stop"] = list(params.stop)
+    body: dict[str, Any] = {"model": params.model, **sampling_fields(params)}
     if stream:
         body["stream"] = True
         if params.stream_usage:
@@ -131,14 +123,14 @@ def _tool_pieces(raw: Any, *, whole: bool) -> list[ToolCallPiece]:
     if not calls:
         return []
     if not isinstance(calls, list):
-        raise ResponseError(f"`tool_calls` is not a list: {_snippet(calls)}")
+        raise ResponseError(f"`tool_calls` is not a list: {excerpt(calls)}")
     pieces = []
     for position, call in enumerate(calls):
         if not isinstance(call, dict):
-            raise ResponseError(f"A tool call is not an object: {_snippet(call)}")
+            raise ResponseError(f"A tool call is not an object: {excerpt(call)}")
         function = call.get("function") or {}
         if not isinstance(function, dict):
-            raise ResponseError(f"A tool call's `function` is not an object: {_snippet(call)}")
+            raise ResponseError(f"A tool call's `function` is not an object: {excerpt(call)}")
         args = function.get("arguments")
         if args is not None and not isinstance(args, str):
             args = json.dumps(args)  # some servers send an object instead of JSON text
@@ -152,11 +144,6 @@ def _tool_pieces(raw: Any, *, whole: bool) -> list[ToolCallPiece]:
             )
         )
     return pieces
-
-
-def _snippet(body: Any) -> str:
-    text = body if isinstance(body, str) else json.dumps(body, default=str)
-    return text[:300]
 
 
 class OpenAIFormat(WireFormat):
@@ -196,7 +183,7 @@ class OpenAIFormat(WireFormat):
         """Parse a whole ``chat.completion`` or ``text_completion`` object."""
         if not isinstance(body, dict):
             raise ResponseError(
-                f"Expected a JSON object from the server, got: {_snippet(body)}", body=body
+                f"Expected a JSON object from the server, got: {excerpt(body)}", body=body
             )
         if "error" in body and "choices" not in body:
             raise ResponseError(f"The server returned an error: {error_detail(body)}", body=body)
@@ -204,7 +191,7 @@ class OpenAIFormat(WireFormat):
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise ResponseError(
                 "The server's answer has no `choices` -- is this an OpenAI-compatible "
-                f"endpoint? Got: {_snippet(body)}",
+                f"endpoint? Got: {excerpt(body)}",
                 body=body,
             )
         choice = choices[0]
@@ -217,7 +204,7 @@ class OpenAIFormat(WireFormat):
             message = choice.get("message")
             if not isinstance(message, dict):
                 raise ResponseError(
-                    f"The server's choice has no `message`: {_snippet(choice)}", body=body
+                    f"The server's choice has no `message`: {excerpt(choice)}", body=body
                 )
             parsed.text = _as_text(message.get("content"))
             parsed.reasoning = _as_text(
@@ -228,7 +215,7 @@ class OpenAIFormat(WireFormat):
             parsed.text = _as_text(choice.get("text"))
         return parsed
 
-    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+    def parse_event(self, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:
         """Parse one SSE event of a streamed answer."""
         data = event.data
         if data[:1] != "{":  # not the usual JSON object: an end marker, blank, or junk
@@ -248,10 +235,10 @@ class OpenAIFormat(WireFormat):
         return self._full_event(obj, event, data, chat=chat)
 
     def _full_event(
-        self, obj: Any, event: SSEEvent, data: str, *, chat: bool
+        self, obj: Any, event: StreamEvent, data: str, *, chat: bool
     ) -> ParsedChunk | None:
         if not isinstance(obj, dict):
-            raise ResponseError(f"Unexpected stream event: {data[:300]!r}")
+            raise ResponseError(f"Unexpected stream event: {excerpt(data)!r}")
         if event.event == "error" or ("error" in obj and "choices" not in obj):
             status = None
             err = obj.get("error")
@@ -266,7 +253,7 @@ class OpenAIFormat(WireFormat):
         parsed = self._base(obj)
         choices = obj.get("choices") or []
         if not isinstance(choices, list):
-            raise ResponseError(f"Stream event `choices` is not a list: {data[:300]!r}")
+            raise ResponseError(f"Stream event `choices` is not a list: {excerpt(data)!r}")
         if choices and isinstance(choices[0], dict):
             choice = choices[0]
             parsed.finish_reason = _opt_str(choice.get("finish_reason"))
@@ -276,7 +263,7 @@ class OpenAIFormat(WireFormat):
             if chat:
                 delta = choice.get("delta") or {}
                 if not isinstance(delta, dict):
-                    raise ResponseError(f"Stream event `delta` is not an object: {data[:300]!r}")
+                    raise ResponseError(f"Stream event `delta` is not an object: {excerpt(data)!r}")
                 parsed.text = _as_text(delta.get("content"))
                 parsed.tool_calls = _tool_pieces(delta, whole=False)
                 parsed.reasoning = _as_text(
@@ -343,7 +330,7 @@ def _loads_event(data: str) -> Any:
         return loads(data)
     except ValueError as exc:
         raise ResponseError(
-            f"The server sent a stream event that is not JSON: {data[:300]!r}"
+            f"The server sent a stream event that is not JSON: {excerpt(data)!r}"
         ) from exc
 
 

@@ -61,8 +61,9 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from langchain_customllm._exceptions import ResponseError, StreamError
-from langchain_customllm._framing import SSEEvent
+from langchain_customllm._framing import StreamEvent
 from langchain_customllm._json import loads
+from langchain_customllm._text import excerpt
 from langchain_customllm.formats.base import (
     GenerationParams,
     ParsedChunk,
@@ -77,7 +78,6 @@ __all__ = ["TGIFormat", "tgi_parameters"]
 
 # lib.rs `FinishReason` serializes as these three strings.
 _FINISH_REASONS = {"eos_token": "stop", "stop_sequence": "stop", "length": "length"}
-_EXCERPT_CHARS = 200
 
 
 def tgi_parameters(params: GenerationParams, *, stream: bool) -> dict[str, Any]:
@@ -126,11 +126,6 @@ def tgi_parameters(params: GenerationParams, *, stream: bool) -> dict[str, Any]:
         parameters["decoder_input_details"] = True
     parameters.update(params.extra_body)
     return parameters
-
-
-def _excerpt(body: Any) -> str:
-    text = body if isinstance(body, str) else json.dumps(body, default=str, ensure_ascii=False)
-    return text[:_EXCERPT_CHARS]
 
 
 def _error_message(obj: Mapping[str, Any]) -> str:
@@ -249,7 +244,7 @@ class TGIFormat(WireFormat):
             obj = obj[0]
         if not isinstance(obj, dict):
             raise ResponseError(
-                f"tgi: expected a JSON object with `generated_text`, got: {_excerpt(body)}",
+                f"tgi: expected a JSON object with `generated_text`, got: {excerpt(body)}",
                 body=body,
             )
         if "error" in obj and "generated_text" not in obj:
@@ -260,7 +255,7 @@ class TGIFormat(WireFormat):
         if not isinstance(text, str):
             raise ResponseError(
                 "tgi: the answer has no `generated_text` string -- is base_url the TGI server "
-                f"root and wire_format right? Got: {_excerpt(obj)}",
+                f"root and wire_format right? Got: {excerpt(obj)}",
                 body=obj,
             )
         # The raw text, stop sequence included: the client-side matcher cuts it.
@@ -270,7 +265,7 @@ class TGIFormat(WireFormat):
             _apply_details(parsed, details, _whole_input_tokens(details))
         return parsed
 
-    def parse_event(self, event: SSEEvent, *, chat: bool) -> ParsedChunk | None:
+    def parse_event(self, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:
         """Parse one ``StreamResponse`` event; the last one (``generated_text`` set) is done.
 
         Raises:
@@ -285,10 +280,10 @@ class TGIFormat(WireFormat):
             obj = loads(data)
         except ValueError as exc:
             raise ResponseError(
-                f"tgi: the server sent a stream event that is not JSON: {data[:_EXCERPT_CHARS]!r}"
+                f"tgi: the server sent a stream event that is not JSON: {excerpt(data)!r}"
             ) from exc
         if not isinstance(obj, dict):
-            raise ResponseError(f"tgi: unexpected stream event: {data[:_EXCERPT_CHARS]!r}")
+            raise ResponseError(f"tgi: unexpected stream event: {excerpt(data)!r}")
         if "error" in obj and "token" not in obj:
             raise StreamError(
                 f"TGI reported an error in the stream: {_error_message(obj)}",
@@ -297,7 +292,7 @@ class TGIFormat(WireFormat):
         token = obj.get("token")
         if not isinstance(token, dict) or not isinstance(token.get("text"), str):
             raise ResponseError(
-                f"tgi: stream event without a `token.text`: {data[:_EXCERPT_CHARS]!r}", body=obj
+                f"tgi: stream event without a `token.text`: {excerpt(data)!r}", body=obj
             )
         # Special tokens (</s>, <|im_end|>, <|eot_id|>) are markers, not answer text; TGI
         # leaves them out of generated_text too.

@@ -14,27 +14,26 @@ Layout (the decision logic is pure; only `Prober.send` does I/O):
 
 - `records`: `Exchange` (one recorded request and answer), `Row`, `Stream` / `parse_sse`.
 - `payloads`: what is sent: prompts, seed, schema, tool, the generated PNG.
-- `facts` and `tool_facts`: the ``judge_*`` functions, exchanges to rows and facts.
+- `facts`, `tool_facts`, `image_facts` and `error_facts`: the ``judge_*`` functions,
+  exchanges to rows and facts.
 - `scoring`: `score_profiles` compares facts with `PROFILES`; `ProbeReport`; `recommend`.
 - `render`: ``render_*`` format the `ProbeReport` and the profiles.
+- `errors`: why a probe could not run (`ProbeUsageError`, ...) and `key_refusal`.
 - `checks`: `Prober` drives the requests through an ``httpx.Client`` (tests give it an
   ``httpx.MockTransport``); `run_probe`.
 - `cli`: `main`, the command line.
 
 Exit codes: 0 the probe ran, 1 the server answered but chat completions failed (nothing
-else could be measured), 2 usage error, 3 server unreachable.
+else could be measured), 2 usage error (a refused API key included), 3 server unreachable.
+With ``--json`` a run that could not probe prints ``{"error": {"kind", "message",
+"exit_code"}}`` on stdout (the message goes to stderr too).
 
 The API key is read from the environment variable named by ``--api-key-env``, sent as
 ``Authorization: Bearer <key>`` and never printed: it is scrubbed from everything the server
 sends back before that is kept.
 """
 
-from langchain_customllm.probe.checks import (
-    Prober,
-    ProbeUsageError,
-    ServerUnreachableError,
-    run_probe,
-)
+from langchain_customllm.probe.checks import Prober, run_probe
 from langchain_customllm.probe.cli import (
     EXIT_CHAT_FAILED,
     EXIT_OK,
@@ -42,11 +41,15 @@ from langchain_customllm.probe.cli import (
     EXIT_USAGE,
     main,
 )
+from langchain_customllm.probe.error_facts import judge_errors as judge_errors
+from langchain_customllm.probe.errors import (
+    ApiKeyRefusedError,
+    ProbeUsageError,
+    ServerUnreachableError,
+)
 from langchain_customllm.probe.facts import ROW_ORDER as ROW_ORDER
 from langchain_customllm.probe.facts import judge_chat as judge_chat
 from langchain_customllm.probe.facts import judge_completions as judge_completions
-from langchain_customllm.probe.facts import judge_errors as judge_errors
-from langchain_customllm.probe.facts import judge_image as judge_image
 from langchain_customllm.probe.facts import judge_json_mode as judge_json_mode
 from langchain_customllm.probe.facts import judge_json_schema as judge_json_schema
 from langchain_customllm.probe.facts import judge_logprobs as judge_logprobs
@@ -56,6 +59,7 @@ from langchain_customllm.probe.facts import judge_seed as judge_seed
 from langchain_customllm.probe.facts import judge_stop as judge_stop
 from langchain_customllm.probe.facts import judge_stream as judge_stream
 from langchain_customllm.probe.facts import pick_stop as pick_stop
+from langchain_customllm.probe.image_facts import judge_image as judge_image
 from langchain_customllm.probe.payloads import CHAT_MAX_TOKENS as CHAT_MAX_TOKENS
 from langchain_customllm.probe.payloads import CHAT_PROMPT as CHAT_PROMPT
 from langchain_customllm.probe.payloads import CITY_SCHEMA as CITY_SCHEMA
@@ -90,6 +94,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
+    "ApiKeyRefusedError",
     "Exchange",
     "ProbeReport",
     "ProbeUsageError",

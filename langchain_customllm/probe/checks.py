@@ -9,17 +9,21 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
+from typing_extensions import Unpack
 
+from langchain_customllm.probe.error_facts import judge_errors
+from langchain_customllm.probe.errors import (
+    ApiKeyRefusedError,
+    ProbeUsageError,
+    ServerUnreachableError,
+    key_refusal,
+)
 from langchain_customllm.probe.facts import (
-    _row_rank,
-    _skipped,
     judge_chat,
     judge_completions,
-    judge_errors,
-    judge_image,
     judge_json_mode,
     judge_json_schema,
     judge_logprobs,
@@ -29,7 +33,10 @@ from langchain_customllm.probe.facts import (
     judge_stop,
     judge_stream,
     pick_stop,
+    row_rank,
+    skipped_row,
 )
+from langchain_customllm.probe.image_facts import judge_image
 from langchain_customllm.probe.payloads import (
     CHAT_MAX_TOKENS,
     CHAT_PROMPT,
@@ -48,20 +55,22 @@ from langchain_customllm.probe.payloads import (
     WRONG_KEY,
     image_data_url,
 )
-from langchain_customllm.probe.records import Exchange, Facts, Judged, Row, _quote
+from langchain_customllm.probe.records import Exchange, Facts, Judged, Row, quote
 from langchain_customllm.probe.scoring import ProbeReport, guess_family, score_profiles
-from langchain_customllm.probe.tool_facts import _string_args, _tool_calls, judge_tools
+from langchain_customllm.probe.tool_facts import judge_tools, string_args, tool_calls
 
 # After this many transport failures in a row the server is taken as gone.
 _MAX_CONSECUTIVE_FAILURES = 2
 
 
-class ProbeUsageError(Exception):
-    """The command line cannot be acted on (exit code 2)."""
+class ProbeOptions(TypedDict, total=False):
+    """The keyword arguments of `Prober` and `run_probe` (see `Prober`)."""
 
-
-class ServerUnreachableError(Exception):
-    """Nothing answers at the base URL (exit code 3)."""
+    api_key: str | None
+    api_key_env: str | None
+    timeout: float
+    transport: httpx.BaseTransport | None
+    progress: Callable[[str], None] | None
 
 
 class Prober:
@@ -204,6 +213,7 @@ class Prober:
 
         Raises:
             ServerUnreachableError: If nothing answers at the base URL.
+            ApiKeyRefusedError: If no model was given and ``/models`` refused the key.
             ProbeUsageError: If no model was given and ``/models`` names none.
         """
         started = time.monotonic()
@@ -213,10 +223,13 @@ class Prober:
         self._check_reachable(models)
         if self.model is None:
             self.model = _first_model(models)
-            if self.model is None:
-                raise ProbeUsageError(
-                    f"{self.base_url}/models lists no model ({models.summary()}); pass --model"
-                )
+        if self.model is None:
+            refused = key_refusal(models, self._key is not None, self.api_key_env)
+            if refused is not None:
+                raise ApiKeyRefusedError(f"{self.base_url}/models: {models.summary()}; {refused}")
+            raise ProbeUsageError(
+                f"{self.base_url}/models lists no model ({models.summary()}); pass --model"
+            )
         rows: list[Row] = []
         facts: Facts = {}
 
@@ -230,8 +243,7 @@ class Prober:
         take(judge_chat(baseline))
         notes: list[str] = []
         if not facts["chat"]:
-            hint = {
-                401: "the server wants a key: pass --api-key-env VAR",
+            hint = key_refusal(baseline, self._key is not None, self.api_key_env) or {
                 403: "the key is not allowed to use this model",
                 404: "check --base-url (the /v1 root) and --model",
             }.get(baseline.status or 0)
@@ -264,7 +276,7 @@ class Prober:
         for name, probe in probes:
             step(name)
             take(probe())
-        rows.sort(key=_row_rank)
+        rows.sort(key=row_rank)
 
         if facts.get("image_verdict") in ("ignored", "as_text"):
             notes.append(
@@ -301,7 +313,7 @@ class Prober:
         text = baseline.content() or ""
         stop = pick_stop(text)
         if stop is None:
-            row = _skipped("stop", "stop sequences", f"no word to stop at in {_quote(text)}")
+            row = skipped_row("stop", "stop sequences", f"no word to stop at in {quote(text)}")
             return [row], {"stop_honoured": None, "stop_included": None}
         return judge_stop(text, stop, self.chat(stop=[stop]))
 
@@ -343,10 +355,10 @@ class Prober:
         stream_named = self.chat(**ask, tool_choice=NAMED_CHOICE, stream=True)
         # A streamed auto answer only says something about tool calls if auto picks one.
         stream_auto = (
-            self.chat(**ask, tool_choice="auto", stream=True) if _tool_calls(auto) else None
+            self.chat(**ask, tool_choice="auto", stream=True) if tool_calls(auto) else None
         )
         strict = None
-        if _string_args(named):
+        if string_args(named):
             tool = {"type": "function", "function": {**WEATHER_TOOL["function"], "strict": True}}
             strict = self.chat(**{**ask, "tools": [tool]}, tool_choice=NAMED_CHOICE)
         return judge_tools(auto, named, required, stream_named, stream_auto, strict)
@@ -419,27 +431,13 @@ def _first_model(models: Exchange) -> str | None:
 
 
 def run_probe(
-    base_url: str,
-    model: str | None = None,
-    *,
-    api_key: str | None = None,
-    api_key_env: str | None = None,
-    timeout: float = 30.0,
-    transport: httpx.BaseTransport | None = None,
-    progress: Callable[[str], None] | None = None,
+    base_url: str, model: str | None = None, **options: Unpack[ProbeOptions]
 ) -> ProbeReport:
-    """Probe a server and return what it can do (see `Prober` for the arguments).
+    """Probe a server and return what it can do (`Prober` takes the same arguments).
 
     Raises:
         ServerUnreachableError: If nothing answers at ``base_url``.
+        ApiKeyRefusedError: If no model was given and ``/models`` refused the key.
         ProbeUsageError: If no model was given and the server lists none.
     """
-    return Prober(
-        base_url,
-        model,
-        api_key=api_key,
-        api_key_env=api_key_env,
-        timeout=timeout,
-        transport=transport,
-        progress=progress,
-    ).run()
+    return Prober(base_url, model, **options).run()

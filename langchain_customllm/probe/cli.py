@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -10,7 +11,8 @@ from typing import TextIO
 
 import httpx
 
-from langchain_customllm.probe.checks import ProbeUsageError, ServerUnreachableError, run_probe
+from langchain_customllm.probe.checks import run_probe
+from langchain_customllm.probe.errors import ProbeUsageError, ServerUnreachableError
 from langchain_customllm.probe.render import render_json, render_profiles, render_text
 
 EXIT_OK = 0
@@ -68,15 +70,20 @@ def main(
     err = stderr or sys.stderr
     env = os.environ if environ is None else environ
 
-    def fail(message: str, code: int = EXIT_USAGE) -> int:
-        err.write(f"customllm probe: {message}\n")
-        return code
-
     parser = _parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help exits 0, bad usage 2
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+
+    def fail(message: str, code: int = EXIT_USAGE, kind: str = "usage") -> int:
+        err.write(f"customllm probe: {message}\n")
+        if getattr(args, "json", False):
+            # A script reading stdout gets an answer it can parse whatever went wrong.
+            failure = {"kind": kind, "message": message, "exit_code": code}
+            out.write(json.dumps({"error": failure}, ensure_ascii=False) + "\n")
+        return code
+
     if args.command == "profiles":
         out.write(render_profiles(markdown=args.markdown))
         return EXIT_OK
@@ -114,9 +121,9 @@ def main(
             progress=progress,
         )
     except ServerUnreachableError as exc:
-        return fail(str(exc), EXIT_UNREACHABLE)
+        return fail(str(exc), EXIT_UNREACHABLE, exc.kind)
     except ProbeUsageError as exc:
-        return fail(str(exc))
+        return fail(str(exc), EXIT_USAGE, exc.kind)
     finally:
         if progress is not None:
             err.write("\r" + " " * 40 + "\r")

@@ -7,21 +7,24 @@ Tool calling is judged in `langchain_customllm.probe.tool_facts`.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Concatenate, ParamSpec
 
 from langchain_customllm.probe.payloads import SEED
 from langchain_customllm.probe.records import (
     Exchange,
-    Facts,
     Judged,
     Row,
-    _parse_json,
-    _quote,
+    parse_json,
     parse_sse,
+    quote,
 )
+
+P = ParamSpec("P")
 
 
 def _usage_text(usage: Mapping[str, Any] | None) -> str:
@@ -58,15 +61,17 @@ ROW_ORDER: tuple[str, ...] = (
 )
 
 
-def _row_rank(row: Row) -> int:
+def row_rank(row: Row) -> int:
+    """Where ``row`` goes in the table: its place in `ROW_ORDER` (unknown keys last)."""
     return ROW_ORDER.index(row.key) if row.key in ROW_ORDER else len(ROW_ORDER)
 
 
-def _skipped(key: str, label: str, why: str) -> Row:
+def skipped_row(key: str, label: str, why: str) -> Row:
+    """A row for a check that was not run, saying ``why``."""
     return Row(key, label, "not tested", None, why)
 
 
-def _lost(ex: Exchange, key: str, label: str, *facts: str) -> Judged:
+def lost_verdict(ex: Exchange, key: str, label: str, *facts: str) -> Judged:
     """A row for a request that got no answer: nothing can be told from it."""
     return [Row(key, label, "no answer", None, ex.summary())], dict.fromkeys(facts)
 
@@ -78,13 +83,36 @@ def _verdict(
     return [Row(key, label, result, supported, evidence)], facts
 
 
-def _failed(ex: Exchange, key: str, label: str, fact: str) -> Judged | None:
-    """The verdict on a request that got no answer or an error status; None if it worked."""
-    if ex.status is None:
-        return _lost(ex, key, label, fact)
-    if not ex.ok:
-        return _verdict(key, label, "error", False, ex.summary(), **{fact: False})
-    return None
+@dataclass(frozen=True)
+class _Check:
+    """One row that decides one fact: its key, label and fact name, spelled once."""
+
+    key: str
+    label: str
+    fact: str
+
+    def verdict(self, result: str, supported: bool | None, evidence: str, value: Any) -> Judged:
+        """The row, and the fact set to ``value``."""
+        return [Row(self.key, self.label, result, supported, evidence)], {self.fact: value}
+
+    def answered(
+        self, judge: Callable[Concatenate[Exchange, P], Judged]
+    ) -> Callable[Concatenate[Exchange, P], Judged]:
+        """Decorate a judge of one exchange so that it sees 2xx answers only.
+
+        A request that got no answer tells nothing (the fact stays unknown); one answered
+        with an error status is a "no".
+        """
+
+        @functools.wraps(judge)
+        def run(ex: Exchange, /, *args: P.args, **kwargs: P.kwargs) -> Judged:
+            if ex.status is None:
+                return lost_verdict(ex, self.key, self.label, self.fact)
+            if not ex.ok:
+                return self.verdict("error", False, ex.summary(), False)
+            return judge(ex, *args, **kwargs)
+
+        return run
 
 
 def judge_chat(ex: Exchange) -> Judged:
@@ -95,7 +123,7 @@ def judge_chat(ex: Exchange) -> Judged:
     content = ex.content()
     if ex.ok and content is not None:
         evidence = (
-            f"{ex.status}, {_quote(content)} (finish {ex.finish_reason()}, "
+            f"{ex.status}, {quote(content)} (finish {ex.finish_reason()}, "
             f"{_usage_text(ex.usage())})"
         )
         return _verdict("chat", label, "yes", True, evidence, chat=True)
@@ -107,11 +135,11 @@ def judge_completions(ex: Exchange) -> Judged:
     """Judge ``/completions`` (legacy text completion)."""
     label = "completions (/completions)"
     if ex.status is None:
-        return _lost(ex, "completions", label, "completions")
+        return lost_verdict(ex, "completions", label, "completions")
     choice = ex.first_choice()
     text = choice.get("text")
     if ex.ok and isinstance(text, str):
-        evidence = f"{ex.status}, {_quote(text)} (finish {choice.get('finish_reason')})"
+        evidence = f"{ex.status}, {quote(text)} (finish {choice.get('finish_reason')})"
         return _verdict("completions", label, "yes", True, evidence, completions=True)
     return _verdict("completions", label, "no", False, ex.summary(), completions=False)
 
@@ -127,14 +155,14 @@ def judge_stream(ex: Exchange, baseline: Exchange) -> Judged:
     """
     usage_label = "stream usage (include_usage)"
     if ex.status is None:
-        rows, facts = _lost(ex, "streaming", "streaming", "streaming", "stream_usage")
-        rows.append(_skipped("stream_usage", usage_label, "no answer"))
+        rows, facts = lost_verdict(ex, "streaming", "streaming", "streaming", "stream_usage")
+        rows.append(skipped_row("stream_usage", usage_label, "no answer"))
         return rows, facts
     if not ex.ok:
         rows, facts = _verdict(
             "streaming", "streaming", "no", False, ex.summary(), streaming=False, stream_usage=None
         )
-        rows.append(_skipped("stream_usage", usage_label, "streaming failed"))
+        rows.append(skipped_row("stream_usage", usage_label, "streaming failed"))
         return rows, facts
     stream = parse_sse(ex.text)
     text = stream.text()
@@ -142,7 +170,7 @@ def judge_stream(ex: Exchange, baseline: Exchange) -> Judged:
     streaming = bool(stream.events) and (bool(text) or stream.finish_reason() is not None)
     done = ", [DONE]" if stream.done else ", no [DONE]"
     bad = f", {stream.bad} bad lines" if stream.bad else ""
-    evidence = f"{ex.status} {kind}, {len(stream.events)} events{done}{bad}, {_quote(text)}"
+    evidence = f"{ex.status} {kind}, {len(stream.events)} events{done}{bad}, {quote(text)}"
     same = text == (baseline.content() or "")
     if streaming and baseline.ok:
         evidence += " (same text as non-streamed)" if same else " (text differs from non-streamed)"
@@ -206,7 +234,7 @@ def judge_stop(baseline: str, stop: str, ex: Exchange) -> Judged:
         ex: The request with ``stop``.
     """
     if ex.status is None:
-        return _lost(ex, "stop", "stop sequences", "stop_honoured", "stop_included")
+        return lost_verdict(ex, "stop", "stop sequences", "stop_honoured", "stop_included")
 
     def verdict(
         result: str,
@@ -230,7 +258,7 @@ def judge_stop(baseline: str, stop: str, ex: Exchange) -> Judged:
         return verdict("error", False, f"stop={[stop]}: {ex.summary()}", False, None)
     finish = ex.finish_reason()
     before = baseline[: baseline.find(stop)]
-    evidence = f"stop={json.dumps([stop])} → {_quote(got)} (finish {finish})"
+    evidence = f"stop={json.dumps([stop])} → {quote(got)} (finish {finish})"
     if got.rstrip() == before.rstrip():
         return verdict("honoured, stop text excluded", True, evidence, True, False)
     if got.rstrip() == (before + stop).rstrip():
@@ -245,22 +273,22 @@ def judge_stop(baseline: str, stop: str, ex: Exchange) -> Judged:
     return verdict("unclear", None, evidence, None, None)
 
 
+_MAX_TOKENS = _Check("max_tokens", "max_tokens", "max_tokens_honoured")
+
+
+@_MAX_TOKENS.answered
 def judge_max_tokens(ex: Exchange, limit: int) -> Judged:
     """Judge ``max_tokens``: output cut at the limit with ``finish_reason: length``."""
-    label = "max_tokens"
-    failed = _failed(ex, "max_tokens", label, "max_tokens_honoured")
-    if failed is not None:
-        return failed
     used = (ex.usage() or {}).get("completion_tokens")
     finish = ex.finish_reason()
     evidence = (
         f"max_tokens={limit} → {used if used is not None else '?'} tokens, "
-        f"{_quote(ex.content())}, finish {finish}"
+        f"{quote(ex.content())}, finish {finish}"
     )
     if not (used is None or (isinstance(used, int) and used <= limit)):
-        return _verdict("max_tokens", label, "ignored", False, evidence, max_tokens_honoured=False)
+        return _MAX_TOKENS.verdict("ignored", False, evidence, False)
     result = "honoured (finish length)" if finish == "length" else f"honoured, finish {finish}"
-    return _verdict("max_tokens", label, result, True, evidence, max_tokens_honoured=True)
+    return _MAX_TOKENS.verdict(result, True, evidence, True)
 
 
 def judge_seed(first: Exchange, again: Exchange, other: Exchange) -> Judged:
@@ -268,13 +296,13 @@ def judge_seed(first: Exchange, again: Exchange, other: Exchange) -> Judged:
     label = "seed (temperature 1)"
     lost = next((e for e in (first, again, other) if e.status is None), None)
     if lost is not None:
-        return _lost(lost, "seed", label, "seed_deterministic")
+        return lost_verdict(lost, "seed", label, "seed_deterministic")
     bad = next((e for e in (first, again, other) if not e.ok), None)
     if bad is not None:
         return _verdict("seed", label, "error", False, bad.summary(), seed_deterministic=None)
     a, b, c = first.content(), again.content(), other.content()
-    evidence = f"seed {SEED} twice → {_quote(a, 40)} / {_quote(b, 40)}; seed {SEED + 1} → "
-    evidence += _quote(c, 40)
+    evidence = f"seed {SEED} twice → {quote(a, 40)} / {quote(b, 40)}; seed {SEED + 1} → "
+    evidence += quote(c, 40)
     if a != b:
         return _verdict(
             "seed", label, "not deterministic", False, evidence, seed_deterministic=False
@@ -286,12 +314,12 @@ def judge_seed(first: Exchange, again: Exchange, other: Exchange) -> Judged:
     return _verdict("seed", label, "deterministic", True, evidence, seed_deterministic=True)
 
 
+_LOGPROBS = _Check("logprobs", "logprobs (top_logprobs 2)", "logprobs")
+
+
+@_LOGPROBS.answered
 def judge_logprobs(ex: Exchange) -> Judged:
     """Judge ``logprobs`` + ``top_logprobs``."""
-    label = "logprobs (top_logprobs 2)"
-    failed = _failed(ex, "logprobs", label, "logprobs")
-    if failed is not None:
-        return failed
     logprobs = ex.first_choice().get("logprobs")
     content = logprobs.get("content") if isinstance(logprobs, dict) else None
     if isinstance(content, list) and content:
@@ -302,41 +330,41 @@ def judge_logprobs(ex: Exchange) -> Judged:
             f"{len(content)} tokens, first {json.dumps(first.get('token'), ensure_ascii=False)} "
             f"logprob {first.get('logprob')}, {tops} top_logprobs"
         )
-        return _verdict("logprobs", label, "yes", True, evidence, logprobs=True)
+        return _LOGPROBS.verdict("yes", True, evidence, True)
     if isinstance(logprobs, dict) and logprobs.get("tokens"):
         evidence = "tokens/token_logprobs lists"
-        return _verdict("logprobs", label, "yes (legacy format)", True, evidence, logprobs=True)
+        return _LOGPROBS.verdict("yes (legacy format)", True, evidence, True)
     evidence = f"{ex.status}, logprobs {json.dumps(logprobs)}"
-    return _verdict("logprobs", label, "no", False, evidence, logprobs=False)
+    return _LOGPROBS.verdict("no", False, evidence, False)
 
 
+_N = _Check("n", "n=2", "n")
+
+
+@_N.answered
 def judge_n(ex: Exchange) -> Judged:
     """Judge ``n: 2``."""
-    label = "n=2"
-    failed = _failed(ex, "n", label, "n")
-    if failed is not None:
-        return failed
     count = len(ex.choices())
     if count >= 2:
-        return _verdict("n", label, "yes", True, f"{count} choices", n=True)
-    return _verdict("n", label, "ignored", False, f"{ex.status}, {count} choice", n=False)
+        return _N.verdict("yes", True, f"{count} choices", True)
+    return _N.verdict("ignored", False, f"{ex.status}, {count} choice", False)
 
 
+_JSON_MODE = _Check("json_mode", "JSON mode (json_object)", "json_mode")
+
+
+@_JSON_MODE.answered
 def judge_json_mode(ex: Exchange) -> Judged:
     """Judge ``response_format: {"type": "json_object"}``."""
-    label = "JSON mode (json_object)"
-    failed = _failed(ex, "json_mode", label, "json_mode")
-    if failed is not None:
-        return failed
     text = ex.content()
     finish = ex.finish_reason()
-    evidence = f"{_quote(text)} (finish {finish})"
-    if _parse_json(text)[0]:
-        return _verdict("json_mode", label, "yes", True, evidence, json_mode=True)
+    evidence = f"{quote(text)} (finish {finish})"
+    if parse_json(text)[0]:
+        return _JSON_MODE.verdict("yes", True, evidence, True)
     if text is not None and text.lstrip().startswith("{") and finish == "length":
         result = "probably (JSON cut by max_tokens)"
-        return _verdict("json_mode", label, result, True, evidence, json_mode=True)
-    return _verdict("json_mode", label, "ignored (not JSON)", False, evidence, json_mode=False)
+        return _JSON_MODE.verdict(result, True, evidence, True)
+    return _JSON_MODE.verdict("ignored (not JSON)", False, evidence, False)
 
 
 def judge_json_schema(native: Exchange, object_schema: Exchange) -> Judged:
@@ -359,12 +387,12 @@ def judge_json_schema(native: Exchange, object_schema: Exchange) -> Judged:
         elif not ex.ok:
             rows.append(Row(key, label, f"no ({ex.status or 'no answer'})", False, ex.summary()))
             results.append(False)
-        elif _is_city(_parse_json(text)[1]):
-            evidence = f"{_quote(text)} (finish {ex.finish_reason()})"
+        elif _is_city(parse_json(text)[1]):
+            evidence = f"{quote(text)} (finish {ex.finish_reason()})"
             rows.append(Row(key, label, "yes (schema followed)", True, evidence))
             results.append(True)
         else:
-            evidence = f"{ex.status}, {_quote(text)} does not follow the schema"
+            evidence = f"{ex.status}, {quote(text)} does not follow the schema"
             rows.append(Row(key, label, "ignored", False, evidence))
             results.append(False)
     support: str | None
@@ -383,156 +411,3 @@ def judge_json_schema(native: Exchange, object_schema: Exchange) -> Judged:
 
 def _is_city(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("city"), str)
-
-
-def _prompt_tokens(ex: Exchange) -> int | None:
-    tokens = (ex.usage() or {}).get("prompt_tokens") if ex.ok else None
-    return tokens if isinstance(tokens, int) else None
-
-
-def judge_image(
-    as_string: Exchange, text_parts: Exchange, with_image: Exchange, data_url: str
-) -> Judged:
-    """Judge content parts and image input (a red PNG as a data URL), partly by heuristics.
-
-    A server can refuse the image (an error), read it, or accept it and drop it or paste it
-    into the prompt as text. Reading is told apart only by the answer naming the colour,
-    and pasting by how many prompt tokens the image adds compared with the data URL's
-    length, so a weak vision model can look like a server that drops images: the verdict
-    says "heuristic".
-
-    Args:
-        as_string: The question with ``content`` as a plain string (control).
-        text_parts: The question as a one-element list of text parts (control).
-        with_image: The question as text part + ``image_url`` part.
-        data_url: The image sent, for its size.
-    """
-    rows: list[Row] = []
-    facts: Facts = {}
-    parts_label = "content as a list of text parts"
-    base_tokens, parts_tokens = _prompt_tokens(as_string), _prompt_tokens(text_parts)
-    if text_parts.status is None:
-        lost_rows, lost_facts = _lost(text_parts, "content_parts", parts_label, "content_parts")
-        rows += lost_rows
-        facts.update(lost_facts)
-    elif not text_parts.ok:
-        rows.append(Row("content_parts", parts_label, "refused", False, text_parts.summary()))
-        facts["content_parts"] = False
-    elif base_tokens is not None and parts_tokens is not None and parts_tokens > base_tokens + 4:
-        evidence = (
-            f"{text_parts.status}, prompt tokens {base_tokens} as a string → {parts_tokens} as "
-            "parts: the list seems pasted into the prompt as text"
-        )
-        rows.append(Row("content_parts", parts_label, "garbled", False, evidence))
-        facts["content_parts"] = False
-    else:
-        counts = f", prompt tokens {base_tokens} → {parts_tokens}" if parts_tokens else ""
-        rows.append(Row("content_parts", parts_label, "yes", True, f"{text_parts.status}{counts}"))
-        facts["content_parts"] = True
-
-    label = "image input (base64 PNG)"
-    if with_image.status is None:
-        lost_rows, lost_facts = _lost(with_image, "image", label, "image_inputs")
-        return rows + lost_rows, {**facts, **lost_facts, "image_verdict": None}
-    if not with_image.ok:
-        evidence = with_image.summary()
-        if text_parts.status is not None and not text_parts.ok:
-            evidence += "; text-only parts fail too: this server wants content as a string"
-        facts.update(image_inputs=False, image_verdict="refused")
-        rows.append(Row("image", label, f"refused ({with_image.status})", False, evidence))
-        return rows, facts
-    answer = with_image.content() or ""
-    image_tokens = _prompt_tokens(with_image)
-    growth = (
-        image_tokens - parts_tokens
-        if image_tokens is not None and parts_tokens is not None
-        else None
-    )
-    evidence = f"{with_image.status}, {_quote(answer, 40)}"
-    if growth is not None:
-        evidence += f"; prompt tokens {parts_tokens} → {image_tokens} with the image"
-    if re.search(r"\bred\b", answer, re.IGNORECASE):
-        facts.update(image_inputs=True, image_verdict="read")
-        rows.append(Row("image", label, "accepted, seems read (says red)", True, evidence))
-        return rows, facts
-    if growth is not None and len(data_url) / 4 <= growth <= len(data_url) * 1.5:
-        # Base64 text costs roughly 1-4 characters a token: about what was added.
-        facts.update(image_inputs=False, image_verdict="as_text")
-        result = "accepted silently, pasted as text? (heuristic)"
-        evidence += f", the data URL has {len(data_url)} characters"
-    elif growth is not None and growth > len(data_url) * 1.5:
-        facts.update(image_inputs=None, image_verdict="unclear")
-        result = "accepted, image tokens added, colour not named (heuristic)"
-    else:
-        facts.update(image_inputs=False, image_verdict="ignored")
-        result = "accepted silently, no sign it was seen (heuristic)"
-    rows.append(Row("image", label, result, facts["image_inputs"], evidence))
-    return rows, facts
-
-
-def _status_text(ex: Exchange) -> str:
-    return ex.summary() if not ex.ok else str(ex.status)
-
-
-def judge_errors(
-    unknown_model: Exchange,
-    malformed: Exchange,
-    wrong_key: Exchange | None,
-    no_key: Exchange | None,
-) -> Judged:
-    """Judge the error statuses: unknown model, malformed JSON, wrong and missing key."""
-    rows: list[Row] = []
-    facts: Facts = {
-        "unknown_model_status": unknown_model.status,
-        "malformed_json_status": malformed.status,
-    }
-    if unknown_model.ok:
-        data = unknown_model.json()
-        echoed = data.get("model") if isinstance(data, dict) else None
-        evidence = f"{unknown_model.status}, answered anyway (response model {_quote(echoed)})"
-        rows.append(
-            Row("error_unknown_model", "error: unknown model", "ignored (200)", False, evidence)
-        )
-    else:
-        fitting = None if unknown_model.status is None else unknown_model.status in (400, 404)
-        rows.append(
-            Row(
-                "error_unknown_model",
-                "error: unknown model",
-                str(unknown_model.status or "no answer"),
-                fitting,
-                unknown_model.summary(),
-            )
-        )
-    fitting = None if malformed.status is None else malformed.status in (400, 422)
-    rows.append(
-        Row(
-            "error_malformed_json",
-            "error: malformed JSON body",
-            str(malformed.status or "no answer"),
-            fitting,
-            malformed.summary() if not malformed.ok else f"{malformed.status}, accepted",
-        )
-    )
-    if wrong_key is None:
-        rows.append(_skipped("error_wrong_key", "error: wrong API key", "no --api-key-env given"))
-        facts["wrong_key_status"] = None
-    else:
-        facts["wrong_key_status"] = wrong_key.status
-        facts["no_key_status"] = no_key.status if no_key is not None else None
-        evidence = f"wrong key: {_status_text(wrong_key)}"
-        if no_key is not None:
-            evidence += f"; no key: {_status_text(no_key)}"
-        result = str(wrong_key.status or "no answer")
-        if wrong_key.ok:
-            result = "accepted (200): the key is not checked"
-        rows.append(
-            Row(
-                "error_wrong_key",
-                "error: wrong API key",
-                result,
-                wrong_key.status in (401, 403),
-                evidence,
-            )
-        )
-    return rows, facts

@@ -51,7 +51,7 @@ class Exchange:
 
     def json(self) -> Any:
         """The body parsed as JSON, or None if it is not JSON."""
-        return _parse_json(self.text)[1]
+        return parse_json(self.text)[1]
 
     def choices(self) -> list[dict[str, Any]]:
         """The ``choices`` of a non-streamed answer (empty when there are none)."""
@@ -103,7 +103,7 @@ class Exchange:
             detail = error_detail(body) or "(empty body)"
         kind = self.media_type()
         suffix = f" {kind}" if kind and kind != "application/json" else ""
-        return f"{self.status}{suffix}: {_clip(detail, _DETAIL_CHARS)}"
+        return f"{self.status}{suffix}: {clip(detail, _DETAIL_CHARS)}"
 
 
 @dataclass(frozen=True)
@@ -143,12 +143,13 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _clip(text: str, limit: int = _EVIDENCE_CHARS) -> str:
+def clip(text: str, limit: int = _EVIDENCE_CHARS) -> str:
+    """``text`` on one line, cut to ``limit`` characters (an ellipsis marks the cut)."""
     text = _one_line(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _parse_json(text: str | None) -> tuple[bool, Any]:
+def parse_json(text: str | None) -> tuple[bool, Any]:
     """Whether ``text`` is JSON, and its value (None when it is not)."""
     if text is None:
         return False, None
@@ -158,10 +159,11 @@ def _parse_json(text: str | None) -> tuple[bool, Any]:
         return False, None
 
 
-def _quote(text: str | None, limit: int = 60) -> str:
+def quote(text: str | None, limit: int = 60) -> str:
+    """``text`` clipped and JSON-quoted for evidence (``null`` for None)."""
     if text is None:
         return "null"
-    return json.dumps(_clip(text, limit), ensure_ascii=False)
+    return json.dumps(clip(text, limit), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

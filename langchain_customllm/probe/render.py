@@ -6,7 +6,7 @@ import json
 import textwrap
 from collections.abc import Sequence
 
-from langchain_customllm.probe.scoring import PROFILE_FIELDS, ProbeReport, _py
+from langchain_customllm.probe.scoring import PROFILE_FIELDS, ProbeReport, py_literal
 from langchain_customllm.profiles import PROFILES, profile_dict
 
 _TEXT_EVIDENCE_CHARS = 64
@@ -73,7 +73,7 @@ def render_text(report: ProbeReport, evidence_width: int = _TEXT_EVIDENCE_CHARS)
         if best.differences:
             lines.append(f"  differences from {best.name} (profile → measured):")
             for key, (profile_value, measured) in best.differences.items():
-                lines.append(f"    {key}: {_py(profile_value)} → {_py(measured)}")
+                lines.append(f"    {key}: {py_literal(profile_value)} → {py_literal(measured)}")
         else:
             lines.append(f"  differences from {best.name}: none")
     lines += ["", "Recommended:", f"  {report.recommendation()}"]
@@ -96,7 +96,7 @@ def render_profiles(markdown: bool = False) -> str:
     """
     names = list(PROFILES)
     header = ["field", *names]
-    rows = [[k, *(_py(profile_dict(PROFILES[n])[k]) for n in names)] for k in PROFILE_FIELDS]
+    rows = [[k, *(py_literal(profile_dict(PROFILES[n])[k]) for n in names)] for k in PROFILE_FIELDS]
     if markdown:
         out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += [

@@ -201,7 +201,7 @@ def recommend(
         if best.differences:
             overrides = {"base": best.name}
             overrides.update({k: m for k, (_, m) in best.differences.items()})
-            args.append(f"server_profile={_py(overrides)}")
+            args.append(f"server_profile={py_literal(overrides)}")
         elif best.name != "generic":
             args.append(f"server_profile={json.dumps(best.name)}")
     if api_key_env and api_key_env != "CUSTOMLLM_API_KEY":
@@ -209,10 +209,10 @@ def recommend(
     return f"ChatCustomLLM({', '.join(args)})"
 
 
-def _py(value: Any) -> str:
+def py_literal(value: Any) -> str:
     """Python source for a JSON-like value (True/False/None spelled the Python way)."""
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)}: {_py(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{json.dumps(k)}: {py_literal(v)}" for k, v in value.items()) + "}"
     if value is None or isinstance(value, bool):
         return repr(value)
     return json.dumps(value)

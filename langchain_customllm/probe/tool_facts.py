@@ -6,16 +6,16 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_customllm.probe.facts import _lost, _skipped
+from langchain_customllm.probe.facts import lost_verdict, skipped_row
 from langchain_customllm.probe.records import (
     Exchange,
     Facts,
     Judged,
     Row,
     Stream,
-    _parse_json,
-    _quote,
+    parse_json,
     parse_sse,
+    quote,
 )
 
 
@@ -25,16 +25,16 @@ def _parse_args(arguments: Any) -> tuple[Any, str]:
         return arguments, "json"
     if not isinstance(arguments, str):
         return None, "invalid"
-    parsed, value = _parse_json(arguments)
+    parsed, value = parse_json(arguments)
     if not parsed:
         return None, "invalid"
     if isinstance(value, str):  # vLLM without strict: a JSON string (of JSON, or a bare value)
-        parsed, inner = _parse_json(value)
+        parsed, inner = parse_json(value)
         return (inner if parsed else value), "string"
     return value, "json" if isinstance(value, dict) else "invalid"
 
 
-def _tool_calls(ex: Exchange) -> list[tuple[str, Any, str]]:
+def tool_calls(ex: Exchange) -> list[tuple[str, Any, str]]:
     """``(name, arguments, how)`` for each tool call in a non-streamed answer."""
     calls = ex.message().get("tool_calls")
     out: list[tuple[str, Any, str]] = []
@@ -48,9 +48,9 @@ def _tool_calls(ex: Exchange) -> list[tuple[str, Any, str]]:
     return out
 
 
-def _string_args(ex: Exchange) -> bool:
+def string_args(ex: Exchange) -> bool:
     """Whether a tool call's arguments came as a JSON string, not an object (vLLM)."""
-    return any(how == "string" for _, _, how in _tool_calls(ex))
+    return any(how == "string" for _, _, how in tool_calls(ex))
 
 
 def _call_text(name: str, args: Any) -> str:
@@ -100,7 +100,7 @@ def judge_stream_tools(ex: Exchange, key: str, label: str) -> tuple[Row, bool | 
     stream = parse_sse(ex.text)
     parts, count, with_id, with_name = _stream_tool_calls(stream)
     if not parts:
-        evidence = f"{len(stream.events)} events, no tool_calls, text {_quote(stream.text())}"
+        evidence = f"{len(stream.events)} events, no tool_calls, text {quote(stream.text())}"
         return Row(key, label, "no tool call", False, evidence), False, None
     name, args, how = _assemble(parts)
     pattern = "repeated" if count > 1 and with_id == count and with_name == count else "first"
@@ -142,14 +142,14 @@ def judge_tools(
 
     def one(ex: Exchange, key: str, label: str) -> bool | None:
         if ex.status is None:
-            rows.extend(_lost(ex, key, label)[0])
+            rows.extend(lost_verdict(ex, key, label)[0])
             return None
         if not ex.ok:
             rows.append(Row(key, label, f"error ({ex.status or 'no answer'})", False, ex.summary()))
             return False
-        calls = _tool_calls(ex)
+        calls = tool_calls(ex)
         if not calls:
-            evidence = f"{ex.status}, text {_quote(ex.content())}, finish {ex.finish_reason()}"
+            evidence = f"{ex.status}, text {quote(ex.content())}, finish {ex.finish_reason()}"
             rows.append(Row(key, label, "no tool call", False, evidence))
             return False
         name, args, how = calls[0]
@@ -169,7 +169,7 @@ def judge_tools(
     rows.append(stream_row)
     if stream_auto is None:
         rows.append(
-            _skipped(
+            skipped_row(
                 "tools_stream_auto",
                 "tools: auto, streamed",
                 "not measured: auto picked no tool when not streamed",
@@ -183,9 +183,9 @@ def judge_tools(
         rows.append(auto_row)
         facts["tool_stream_auto"] = auto_stream_ok
 
-    string_args = _string_args(named)
+    named_string_args = string_args(named)
     if strict is not None:
-        strict_calls = _tool_calls(strict)
+        strict_calls = tool_calls(strict)
         strict_ok = bool(strict_calls) and strict_calls[0][2] == "json"
         evidence = (
             f"{strict.status}, {_call_text(strict_calls[0][0], strict_calls[0][1])}"
@@ -206,7 +206,7 @@ def judge_tools(
         facts["strict_tools"] = False
     else:
         facts["strict_tools"] = None
-    if string_args and strict is None:
+    if named_string_args and strict is None:
         facts["strict_tools"] = True
 
     outcomes = (auto_ok, named_ok, required_ok, stream_ok)

@@ -257,7 +257,11 @@ def test_load_json_flat(tmp_path: pathlib.Path) -> None:
         ("entry.yaml", "models:\n  m: {input: 1}\n", r"entry 'm': output: Field required"),
         ("neg.yaml", "m: {input: -1, output: 1}\n", r"entry 'm': input: .*greater than or equal"),
         ("scalar.yaml", "m: 0.5\n", r"entry 'm': expected a mapping like"),
-        ("typo.yaml", "m: {input: 1, ouput: 1}\n", r"ouput: Extra inputs"),
+        (
+            "typo.yaml",
+            "m: {input: 1, ouput: 1}\n",
+            r"ouput: unknown field \(did you mean .output.\?\)",
+        ),
         ("name.yaml", "1: {input: 1, output: 1}\n", "model names must be non-empty strings"),
     ],
 )

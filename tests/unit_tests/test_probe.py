@@ -647,6 +647,60 @@ def test_chat_refused_exits_1_with_a_hint() -> None:
     assert "Best matching profile: none" in out
 
 
+def test_key_refused_on_models_says_so_and_how_to_pass_one() -> None:
+    # No --model: the probe asks /models, which answers 401 to a request without a key.
+    sim = replace(LLAMACPP_PLAIN, api_key=SECRET)
+    code, out, err = run_main(sim, "probe", "--base-url", URL)
+    assert code == EXIT_USAGE
+    assert "lists no model" not in err
+    assert "wants an API key" in err
+    assert "--api-key-env VAR" in err
+    assert out == ""
+
+
+def test_wrong_key_names_the_variable_it_came_from() -> None:
+    sim = replace(LLAMACPP_PLAIN, api_key=SECRET)
+    env = {"MY_KEY": "sk-not-the-right-one"}
+    argv = ["probe", "--base-url", URL, "--api-key-env", "MY_KEY"]
+    code, out, err = run_main(sim, *argv, "--model", "smollm2", env=env)
+    assert code == EXIT_CHAT_FAILED
+    assert "refused the API key given via --api-key-env MY_KEY" in out
+    assert "--api-key-env VAR" not in out
+    assert env["MY_KEY"] not in out + err
+    # Without --model the refusal comes from /models, and says the same.
+    code, out, err = run_main(sim, *argv, env=env)
+    assert code == EXIT_USAGE
+    assert "refused the API key given via --api-key-env MY_KEY" in err
+    assert env["MY_KEY"] not in out + err
+
+
+def test_json_failures_print_an_error_object() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["probe", "--base-url", URL, "--model", "m", "--json"]
+    code = main(argv, stdout=out, stderr=err, environ={}, transport=httpx.MockTransport(refuse))
+    assert code == EXIT_UNREACHABLE
+    error = json.loads(out.getvalue())["error"]
+    assert error["kind"] == "unreachable"
+    assert error["exit_code"] == EXIT_UNREACHABLE
+    assert "Cannot reach" in error["message"]
+    assert "Cannot reach" in err.getvalue()
+    # A usage error and a refused key answer the same way.
+    code, out_text, _ = run_main(LLAMACPP_PLAIN, *argv[:-1], "--timeout", "0", "--json")
+    assert code == EXIT_USAGE
+    assert json.loads(out_text)["error"] == {
+        "kind": "usage",
+        "message": "--timeout must be positive",
+        "exit_code": EXIT_USAGE,
+    }
+    sim = replace(LLAMACPP_PLAIN, api_key=SECRET)
+    code, out_text, _ = run_main(sim, "probe", "--base-url", URL, "--json")
+    assert code == EXIT_USAGE
+    assert json.loads(out_text)["error"]["kind"] == "api_key_refused"
+
+
 def test_profiles_command() -> None:
     code, out, _ = run_main(None, "profiles")
     assert code == EXIT_OK
