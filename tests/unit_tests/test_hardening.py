@@ -268,28 +268,30 @@ def test_a_500_that_is_a_validation_error_is_a_bad_request(
 # ------------------------------------------------------------------ silent failures
 
 
+@pytest.mark.parametrize(
+    ("profile", "prompt", "error", "match"),
+    [
+        # The context is unknown: the error says what an empty stream usually means.
+        (None, "q", StreamError, "prompt is too long for the model's context"),
+        # The profile knows it, and the request is larger: the error is the context's.
+        ({"context_window": 100}, "word " * 200, ContextLengthExceededError, "context of 100"),
+    ],
+)
 @pytest.mark.parametrize("method", ["stream", "astream"])
 @pytest.mark.parametrize("cls", CLASSES)
-def test_an_empty_stream_says_the_prompt_may_be_too_long(
-    server: FakeServer, cls: type, method: str
+def test_an_empty_stream_is_explained(
+    server: FakeServer,
+    cls: type,
+    method: str,
+    profile: dict[str, Any] | None,
+    prompt: str,
+    error: type[Exception],
+    match: str,
 ) -> None:
     server.stream(b"")
-    model = _make(server, cls)
-    with pytest.raises(StreamError, match="prompt is too long for the model's context") as info:
-        call(model, method)
-    assert info.value.partial_text == ""
-
-
-@pytest.mark.parametrize("method", ["stream", "astream"])
-@pytest.mark.parametrize("cls", CLASSES)
-def test_an_empty_stream_past_a_known_context_is_a_context_error(
-    server: FakeServer, cls: type, method: str
-) -> None:
-    server.stream(b"")
-    profile = {"context_window": 100}
-    model = _make(server, cls, server_profile=profile)
-    with pytest.raises(ContextLengthExceededError, match="does not fit its context of 100"):
-        call(model, method, "word " * 200)
+    with pytest.raises(error, match=match) as info:
+        call(_make(server, cls, server_profile=profile), method, prompt)
+    assert getattr(info.value, "partial_text", None) == ""
 
 
 @pytest.mark.parametrize("method", METHODS)
