@@ -38,6 +38,7 @@ from langchain_customllm import (
     ResponseError,
     StreamError,
 )
+from tests._calls import text_of
 from tests.fault_tests._helpers import (
     HAS_CHUNK_TIMEOUT,
     KEY,
@@ -713,7 +714,7 @@ def check_error(outcome: Outcome, expect: Fails, server: FaultyServer | None, me
             f"partial_text {error.partial_text!r}, expected {expect.partial!r}"
         )
         if method in ("stream", "astream"):
-            assert "".join(outcome.seen) == expect.partial, "the caller saw other text"
+            assert text_of(outcome.seen) == expect.partial, "the caller saw other text"
     for where in (str(error), repr(error), error.message, error.partial_text or ""):
         assert KEY not in where, "the API key leaked into the error"
     assert KEY not in json.dumps(error.body, default=str), "the API key leaked into error.body"

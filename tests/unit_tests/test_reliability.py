@@ -15,7 +15,8 @@ from langchain_customllm import (
     StreamTimeoutError,
 )
 from langchain_customllm import _client as client_module
-from tests.unit_tests.fakes import KEY, FakeServer, chat_chunks, run_stream, sse
+from tests._calls import run_stream
+from tests.unit_tests.fakes import KEY, FakeServer, chat_chunks, sse
 
 
 def test_read_timeout_mid_stream_is_a_stream_timeout(server: FakeServer, mode: str) -> None:
