@@ -73,7 +73,19 @@ known = st.fixed_dictionaries(
         "x-request-id": st.one_of(texts, raw_values.map(lambda b: b.decode("latin-1"))),
     },
 )
-others = st.lists(st.tuples(header_names, raw_values), max_size=4)
+# A cookie a server sets is sent back on the next attempt; one with non-ASCII bytes is the
+# known gap test_non_ascii_cookie_on_a_retry_is_typed declares, so here cookies stay ASCII.
+COOKIE_HEADERS = ("set-cookie", "set-cookie2")
+others = st.lists(
+    st.tuples(header_names, raw_values).map(
+        lambda kv: (
+            (kv[0], kv[1].decode("latin-1").encode("ascii", "replace"))
+            if kv[0].lower() in COOKIE_HEADERS
+            else kv
+        )
+    ),
+    max_size=4,
+)
 
 
 def body_for(kind: str, path: str, status: int) -> bytes:
@@ -131,3 +143,24 @@ def test_any_response_headers_give_only_typed_errors(
         return
     assert status < 400, f"a {status} answer was taken for a success"
     assert text_of(result) == ANSWER
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=UnicodeEncodeError,
+    reason="a Set-Cookie with non-ASCII bytes on a retried answer: httpx keeps the cookie and "
+    "fails to encode it into the next attempt's Cookie header, and the UnicodeEncodeError "
+    "leaves the package untyped (langchain_customllm/_client.py, attempt_once)",
+)
+def test_non_ascii_cookie_on_a_retry_is_typed(kind: str, path: str) -> None:
+    server = FakeServer()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        server.answers.append(answer)
+        headers = [(b"set-cookie", b"lb=\x80node")]
+        return httpx.Response(429, headers=headers, content=body_for(kind, path, 429))
+
+    server.add(answer)
+    model = (server.chat if kind == "chat" else server.llm)(max_retries=1)
+    with pytest.raises(CustomLLMError):
+        call(model, path, "q")
