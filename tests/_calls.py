@@ -23,6 +23,7 @@ __all__ = [
     "run_invoke",
     "run_stream",
     "text_of",
+    "whole_and_streamed",
 ]
 
 PATHS = ("invoke", "ainvoke", "stream", "astream")
@@ -103,6 +104,24 @@ def run_stream(model: Any, value: Any, mode: str, /, **kwargs: Any) -> list[Any]
     """``stream`` or ``astream``, collected."""
     chunks: list[Any] = call(model, path_of(mode, streamed=True), value, **kwargs)
     return chunks
+
+
+def whole_and_streamed(
+    model: Any, value: Any, mode: str, /, **kwargs: Any
+) -> tuple[Any, list[Any], AIMessageChunk]:
+    """One chat request whole and streamed on one twin, which must say the same.
+
+    Returns:
+        The whole answer, the stream's chunks and their merge; the merge has been checked
+        to have the answer's text and finish reason.
+
+    """
+    whole = run_invoke(model, value, mode, **kwargs)
+    chunks = run_stream(model, value, mode, **kwargs)
+    full = merge(chunks)
+    assert full.content == whole.content
+    assert full.response_metadata["finish_reason"] == whole.response_metadata["finish_reason"]
+    return whole, chunks, full
 
 
 def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:

@@ -32,7 +32,8 @@ from langchain_customllm import (
     NotFoundError,
     RateLimitError,
 )
-from tests._calls import merge, run_invoke, run_stream
+from tests._calls import merge, run_invoke, run_stream, whole_and_streamed
+from tests.integration_tests._gaps import LLAMA_NO_KEY, LLAMA_NO_STREAM_USAGE
 from tests.integration_tests.conftest import LITELLM_KEY, MODEL, VLLM_KEY
 
 pytestmark = pytest.mark.matrix
@@ -44,14 +45,6 @@ WRONG_KEY = "sk-matrix-wrong-key-0123456789"
 # (no json_schema, no "required", n ignored) plus the proxy's own estimated stream usage.
 LITELLM_PROFILE = {"base": "llamacpp", "stream_usage": True, "usage_estimated": True}
 
-LLAMA_NO_STREAM_USAGE = (
-    "llama.cpp (llama-cpp-python 0.3.36) accepts stream_options.include_usage but sends no "
-    "usage in streams; we report none rather than invent numbers"
-)
-LLAMA_NO_KEY = (
-    "the llama.cpp test server runs without --api_key (local_server.py has no key option), "
-    "so it accepts any key or none"
-)
 GAPS: dict[str, dict[str, str]] = {
     "llamacpp": {
         "stream_usage": LLAMA_NO_STREAM_USAGE,
@@ -137,13 +130,8 @@ def test_invoke(target: Target, mode: str) -> None:
 
 @pytest.mark.parametrize("target", on("stream"), indirect=True)
 def test_stream_equals_invoke(target: Target, mode: str) -> None:
-    model = target.chat()
-    whole = run_invoke(model, QUESTION, mode)
-    chunks = run_stream(model, QUESTION, mode)
+    _, chunks, full = whole_and_streamed(target.chat(), QUESTION, mode)
     assert len(chunks) > 2
-    full = merge(chunks)
-    assert full.content == whole.content
-    assert full.response_metadata["finish_reason"] == whole.response_metadata["finish_reason"]
     if full.usage_metadata is not None:
         assert full.response_metadata.get("usage_estimated", False) is target.estimated_usage
 
@@ -182,12 +170,8 @@ def test_max_tokens_gives_length(target: Target, mode: str) -> None:
 @pytest.mark.parametrize("include", [False, True], ids=["server", "client"])
 def test_stop_across_chunks(target: Target, mode: str, stop: str, include: bool) -> None:
     model = target.chat(include_stop_sequence=include)
-    whole = run_invoke(model, QUESTION, mode, stop=[stop])
-    chunks = run_stream(model, QUESTION, mode, stop=[stop])
-    streamed = merge(chunks)
-    assert streamed.content == whole.content
+    whole, _, _ = whole_and_streamed(model, QUESTION, mode, stop=[stop])
     assert whole.response_metadata["finish_reason"] == "stop"
-    assert streamed.response_metadata["finish_reason"] == "stop"
     if include:
         assert whole.content.endswith(stop)
         assert whole.content.count(stop) == 1
