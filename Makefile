@@ -63,7 +63,8 @@ LOWEST_TOOLS := pytest pytest-asyncio pytest-socket hypothesis trustme
 PYTHON_LOWEST ?= $(firstword $(foreach p,python3.10 $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10),$(shell $(p) -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && echo $(p))))
 
 lowest: $(LOWEST_VENV)/.installed
-	$(LOWEST_PY) -m pip list --format=freeze | grep -iE '^(python|langchain-core|httpx|pydantic|tenacity|pyyaml|orjson)=='
+	$(LOWEST_PY) --version
+	$(LOWEST_PY) -m pip list --format=freeze | grep -iE '^(langchain-core|httpx|pydantic|tenacity|pyyaml|orjson)=='
 	$(LOWEST_PY) -m pytest -p no:cacheprovider tests/unit_tests --disable-socket --allow-unix-socket -q \
 		--ignore=tests/unit_tests/test_standard.py
 	$(LOWEST_PY) -m pytest -p no:cacheprovider tests/integration_tests/test_contract.py \
