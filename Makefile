@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8765
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: setup demo server stop-server test unit integration faults lint format clean
+.PHONY: setup demo server stop-server test unit integration faults lint format clean lowest
 
 setup: $(STAMP)
 
@@ -52,6 +52,35 @@ faults: setup
 
 test: unit integration faults docs-test
 
+## The lowest versions the package claims (tests/constraints-lowest.txt) on its lowest Python,
+## 3.10, in a venv of their own (.venv-lowest): the unit tests, then the contract on every wire
+## format against the real server. langchain-tests needs httpx >= 0.28.1, above our floor, so
+## its suites (test_standard*.py) run only in `make unit`/`make integration`, at the newest.
+## PYTHON_LOWEST picks the interpreter; by default python3.10, or pyenv's 3.10 if the shim has
+## none selected.
+LOWEST_VENV := .venv-lowest
+LOWEST_PY := $(LOWEST_VENV)/bin/python
+LOWEST_TOOLS := pytest pytest-asyncio pytest-socket hypothesis trustme
+PYTHON_LOWEST ?= $(firstword $(foreach p,python3.10 $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10),$(shell $(p) -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && echo $(p))))
+
+lowest: $(LOWEST_VENV)/.installed
+	$(LOWEST_PY) --version
+	$(LOWEST_PY) -m pip list --format=freeze | grep -iE '^(langchain-core|httpx|pydantic|tenacity|pyyaml|orjson)=='
+	$(LOWEST_PY) -m pytest -p no:cacheprovider tests/unit_tests --disable-socket --allow-unix-socket -q \
+		--ignore=tests/unit_tests/test_standard.py
+	$(LOWEST_PY) -m pytest -p no:cacheprovider tests/integration_tests/test_contract.py \
+		--allow-hosts=127.0.0.1 -q
+
+$(LOWEST_VENV)/.installed: pyproject.toml tests/constraints-lowest.txt
+	@test -n "$(PYTHON_LOWEST)" || { echo "make lowest needs Python 3.10: set PYTHON_LOWEST" >&2; exit 1; }
+	rm -rf $(LOWEST_VENV)
+	$(PYTHON_LOWEST) -m venv $(LOWEST_VENV)
+	$(LOWEST_PY) -m pip install --quiet --upgrade pip
+	$(LOWEST_PY) -m pip install --quiet -c tests/constraints-lowest.txt -e . $(LOWEST_TOOLS)
+	$(LOWEST_PY) -m pip check
+	touch $@
+
+
 ## Benchmark: ours vs raw httpx vs ChatOpenAI on a loopback stub, plus llama.cpp end to end
 ## and a profile; writes bench/RESULTS.md. Installs the bench extra first. BENCH_ARGS=--quick
 ## for a smaller run.
@@ -87,4 +116,4 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LOWEST_VENV) build dist *.egg-info .mypy_cache .ruff_cache .hypothesis

@@ -22,7 +22,6 @@ import httpx
 from langchain_customllm._auth import Redactor
 from langchain_customllm._exceptions import (
     CustomLLMError,
-    error_from_httpx,
     error_from_response,
     request_id_of,
 )
@@ -34,6 +33,7 @@ from langchain_customllm._request import (
     body_read_error,
     decode_json,
     not_a_stream_error,
+    send_error,
 )
 from langchain_customllm._retry import aagain, again, apolicy, can_retry, policy
 from langchain_customllm.formats.base import WireRequest
@@ -146,8 +146,8 @@ class ProviderClient:
         def attempt_once() -> Any:
             try:
                 response = client.request(request.method, target, content=content, **options)
-            except httpx.HTTPError as exc:
-                raise error_from_httpx(exc, url) from exc
+            except (httpx.HTTPError, UnicodeEncodeError) as exc:
+                raise send_error(exc, url) from exc
             self._check(response, response.content, describe)
             return decode_json(response.content, url)
 
@@ -168,8 +168,8 @@ class ProviderClient:
         async def attempt_once() -> Any:
             try:
                 response = await client.request(request.method, target, content=content, **options)
-            except httpx.HTTPError as exc:
-                raise error_from_httpx(exc, url) from exc
+            except (httpx.HTTPError, UnicodeEncodeError) as exc:
+                raise send_error(exc, url) from exc
             self._check(response, response.content, describe)
             return decode_json(response.content, url)
 
@@ -205,8 +205,8 @@ class ProviderClient:
                     client.build_request(request.method, target, content=content, **options),
                     stream=True,
                 )
-            except httpx.HTTPError as exc:
-                raise error_from_httpx(exc, url) from exc
+            except (httpx.HTTPError, UnicodeEncodeError) as exc:
+                raise send_error(exc, url) from exc
             if response.status_code >= 400:
                 try:
                     body = response.read()
@@ -259,8 +259,8 @@ class ProviderClient:
                     client.build_request(request.method, target, content=content, **options),
                     stream=True,
                 )
-            except httpx.HTTPError as exc:
-                raise error_from_httpx(exc, url) from exc
+            except (httpx.HTTPError, UnicodeEncodeError) as exc:
+                raise send_error(exc, url) from exc
             if response.status_code >= 400:
                 try:
                     body = await response.aread()

@@ -215,6 +215,18 @@ class CustomLLMFields(ModelValue):
     def _fold_header_secrets(cls, data: Any) -> Any:
         return fold_header_secrets(data)
 
+    @field_validator("default_headers")
+    @classmethod
+    def _check_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        # httpx sends header names and values as ASCII: say which one is not, here.
+        for name, text in (value or {}).items():
+            if not (name.isascii() and text.isascii()):
+                raise ConfigurationError(
+                    f"header {name!r} is not ASCII text (HTTP headers are); encode the value, "
+                    "e.g. with base64 or percent-encoding"
+                )
+        return value
+
     @classmethod
     def is_lc_serializable(cls) -> bool:
         """Serializable with `dumpd`: the key is written as a reference to its env variable."""

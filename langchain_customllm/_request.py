@@ -26,7 +26,13 @@ from langchain_customllm._json import loads
 from langchain_customllm._text import EXCERPT_CHARS, excerpt
 from langchain_customllm.formats.base import WireRequest
 
-__all__ = ["RequestEncoder", "body_read_error", "decode_json", "not_a_stream_error"]
+__all__ = [
+    "RequestEncoder",
+    "body_read_error",
+    "decode_json",
+    "not_a_stream_error",
+    "send_error",
+]
 
 _STREAM_ACCEPT = "text/event-stream, application/x-ndjson, */*"
 _MAX_TARGETS = 64
@@ -127,5 +133,18 @@ def body_read_error(exc: httpx.HTTPError, url: str, limit: float | None) -> Cust
             f"The server at {url} stopped sending mid-stream (nothing for {limit} s) -- the "
             "text received so far is in `partial_text`; raise stream_chunk_timeout if the "
             "server is just slow"
+        )
+    return error_from_httpx(exc, url)
+
+
+def send_error(exc: httpx.HTTPError | UnicodeEncodeError, url: str) -> CustomLLMError:
+    """What a failure to send a request (or to get its answer's head) means."""
+    if isinstance(exc, UnicodeEncodeError):
+        # httpx sends headers as ASCII; our own are checked when the model is built, so
+        # this is a cookie the server set (Set-Cookie) that cannot go back. Not retried:
+        # every attempt would carry it.
+        return ResponseError(
+            f"The request to {url} cannot be sent: a header value is not ASCII ({exc.reason} "
+            f"at {exc.start}) -- most likely a cookie the server set with Set-Cookie"
         )
     return error_from_httpx(exc, url)

@@ -68,9 +68,14 @@ def parse_retry_after(
             return float(value)
         except ValueError:
             pass
-        parsed = email.utils.parsedate_tz(value)
-        if parsed is not None:
-            return float(email.utils.mktime_tz(parsed)) - now()
+        # A date whose year or offset is absurd makes mktime_tz overflow (OverflowError,
+        # ValueError, OSError by platform): treat it as no hint, like any unparseable value.
+        try:
+            parsed = email.utils.parsedate_tz(value)
+            if parsed is not None:
+                return float(email.utils.mktime_tz(parsed)) - now()
+        except (OverflowError, ValueError, OSError):
+            pass
     return None
 
 

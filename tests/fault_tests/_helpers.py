@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +11,8 @@ from typing import Any
 import pytest
 
 from langchain_customllm import ChatCustomLLM, CustomLLM
+from tests._calls import PATHS, text_of
+from tests._calls import call as call_path
 from tests.servers.faulty import Dialect
 
 KEY = "sk-fault-suite-7f3a9c1e5b2d46802c"
@@ -20,7 +21,7 @@ PIECES = ["Paris", " is the", " capital of France.", " ✓ café"]
 TEXT = "".join(PIECES)
 PARTIAL = "".join(PIECES[:2])  # what the scripted faults let through before they strike
 
-METHODS = ("invoke", "ainvoke", "stream", "astream")
+METHODS = PATHS
 MODEL_CLASSES: dict[str, type[ChatCustomLLM] | type[CustomLLM]] = {
     "chat": ChatCustomLLM,
     "text": CustomLLM,
@@ -75,40 +76,19 @@ def build_model(
     return model
 
 
-def text_of(value: Any) -> str:
-    """Text of an invoke result or a stream chunk (str for LLMs, a message for chat)."""
-    return value if isinstance(value, str) else str(value.content)
-
-
 @dataclass
 class Outcome:
     """How a call ended: its text, or the exception; chunks the caller saw; time taken."""
 
     text: str | None = None
     error: BaseException | None = None
-    seen: list[str] = field(default_factory=list)
+    seen: list[Any] = field(default_factory=list)
     elapsed: float = 0.0
 
 
-def _run_method(model: Any, method: str, prompt: str, seen: list[str]) -> str:
-    if method == "invoke":
-        return text_of(model.invoke(prompt))
-    if method == "stream":
-        for chunk in model.stream(prompt):
-            seen.append(text_of(chunk))
-        return "".join(seen)
-
-    async def run() -> str:
-        try:
-            if method == "ainvoke":
-                return text_of(await model.ainvoke(prompt))
-            async for chunk in model.astream(prompt):
-                seen.append(text_of(chunk))
-            return "".join(seen)
-        finally:
-            await model.aclose()
-
-    return asyncio.run(run())
+def _run_method(model: Any, method: str, prompt: str, seen: list[Any]) -> str:
+    # The async client is closed inside the call's own loop: it is bound to that loop.
+    return text_of(call_path(model, method, prompt, seen=seen, aclose=model.aclose))
 
 
 def within_watchdog(fn: Callable[[], Any], limit: float = WATCHDOG_S) -> Any:

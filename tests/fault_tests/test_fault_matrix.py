@@ -38,6 +38,7 @@ from langchain_customllm import (
     ResponseError,
     StreamError,
 )
+from tests._calls import STREAM_PATHS, text_of
 from tests.fault_tests._helpers import (
     HAS_CHUNK_TIMEOUT,
     KEY,
@@ -713,7 +714,7 @@ def check_error(outcome: Outcome, expect: Fails, server: FaultyServer | None, me
             f"partial_text {error.partial_text!r}, expected {expect.partial!r}"
         )
         if method in ("stream", "astream"):
-            assert "".join(outcome.seen) == expect.partial, "the caller saw other text"
+            assert text_of(outcome.seen) == expect.partial, "the caller saw other text"
     for where in (str(error), repr(error), error.message, error.partial_text or ""):
         assert KEY not in where, "the API key leaked into the error"
     assert KEY not in json.dumps(error.body, default=str), "the API key leaked into error.body"
@@ -813,18 +814,21 @@ MIDSTREAM = {
 }
 
 
-@pytest.mark.parametrize("method", ["stream", "astream"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("cls_name", sorted(MODEL_CLASSES))
 @pytest.mark.parametrize("case", sorted(MIDSTREAM))
 def test_midstream_errors_carry_the_request_id(
-    case: str, method: str, server: FaultyServer
+    case: str, cls_name: str, method: str, server: FaultyServer
 ) -> None:
     """The 200 that opened the stream had ``x-request-id``; an error after it must name it.
 
-    That id is what a user quotes to the server's operators about a broken answer.
+    That id is what a user quotes to the server's operators about a broken answer. invoke
+    and ainvoke read the same stream with ``streaming=True``.
     """
-    dialect = DIALECTS[("openai", True)]
+    dialect = DIALECTS[("openai", cls_name == "chat")]
     server.script(MIDSTREAM[case](dialect))
-    model = build_model(MODEL_CLASSES["chat"], dialect, server.url, Recorder())
+    streaming = {} if method in STREAM_PATHS else {"streaming": True}
+    model = build_model(MODEL_CLASSES[cls_name], dialect, server.url, Recorder(), **streaming)
     outcome = call(model, method)
     assert isinstance(outcome.error, CustomLLMError), outcome.error
     sent = server.requests[0].request_id

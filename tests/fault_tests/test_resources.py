@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from langchain_customllm import CustomLLMError
+from tests._calls import text_of
 from tests.fault_tests._helpers import (
     MODEL_CLASSES,
     PIECES,
@@ -24,7 +25,6 @@ from tests.fault_tests._helpers import (
     TEXT,
     Recorder,
     build_model,
-    text_of,
     within_watchdog,
 )
 from tests.servers.faulty import (

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_customllm import CustomLLMError
-from tests.fault_tests._helpers import MODEL_CLASSES, build_model, text_of
+from tests._calls import text_of
+from tests.fault_tests._helpers import MODEL_CLASSES, build_model
 from tests.servers.faulty import (
     DIALECTS,
     Action,

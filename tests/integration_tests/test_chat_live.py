@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from langchain_core.messages import AIMessageChunk
 from langchain_core.prompts import ChatPromptTemplate
 
 from langchain_customllm import (
@@ -14,19 +13,13 @@ from langchain_customllm import (
     ContextLengthExceededError,
     NotFoundError,
 )
+from tests._calls import merge
 from tests.integration_tests.conftest import MODEL
 
 
 @pytest.fixture
 def chat() -> ChatCustomLLM:
     return ChatCustomLLM(model=MODEL, temperature=0, seed=7, max_tokens=40)
-
-
-def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    full = chunks[0]
-    for chunk in chunks[1:]:
-        full = full + chunk
-    return full
 
 
 def test_prompt_chain_streams(chat: ChatCustomLLM) -> None:

@@ -8,14 +8,13 @@ with the same real model through llama.cpp. Each test runs per target and per tw
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages import AIMessage
 
 from langchain_customllm import (
     ChatCustomLLM,
@@ -24,6 +23,7 @@ from langchain_customllm import (
     NotFoundError,
     StreamError,
 )
+from tests._calls import run_invoke, run_stream, whole_and_streamed
 from tests.integration_tests.conftest import MODEL
 from tests.servers import ollama, tgi, torchserve
 from tests.servers.base import Backend
@@ -96,31 +96,8 @@ def target(request: pytest.FixtureRequest, targets: dict[str, Target]) -> Target
     return targets[str(request.param)]
 
 
-def invoke(model: Any, value: Any, mode: str, **kwargs: Any) -> Any:
-    if mode == "sync":
-        return model.invoke(value, **kwargs)
-    return asyncio.run(model.ainvoke(value, **kwargs))
-
-
-def stream(model: Any, value: Any, mode: str, **kwargs: Any) -> list[Any]:
-    if mode == "sync":
-        return list(model.stream(value, **kwargs))
-
-    async def collect() -> list[Any]:
-        return [c async for c in model.astream(value, **kwargs)]
-
-    return asyncio.run(collect())
-
-
-def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    full = chunks[0]
-    for chunk in chunks[1:]:
-        full = full + chunk
-    return full
-
-
 def test_invoke_answers_with_usage(target: Target, mode: str) -> None:
-    result = invoke(target.chat(), QUESTION, mode)
+    result = run_invoke(target.chat(), QUESTION, mode)
     assert isinstance(result, AIMessage)
     assert "Paris" in result.content
     assert result.usage_metadata is not None
@@ -130,13 +107,8 @@ def test_invoke_answers_with_usage(target: Target, mode: str) -> None:
 
 
 def test_stream_equals_invoke(target: Target, mode: str) -> None:
-    model = target.chat()
-    whole = invoke(model, QUESTION, mode)
-    chunks = stream(model, QUESTION, mode)
+    whole, chunks, full = whole_and_streamed(target.chat(), QUESTION, mode)
     assert len(chunks) > 2
-    full = merge(chunks)
-    assert full.content == whole.content
-    assert full.response_metadata["finish_reason"] == whole.response_metadata["finish_reason"]
     with_usage = [c for c in chunks if c.usage_metadata]
     if target.stream_usage:
         assert len(with_usage) == 1
@@ -146,7 +118,7 @@ def test_stream_equals_invoke(target: Target, mode: str) -> None:
 
 
 def test_max_tokens_gives_length(target: Target, mode: str) -> None:
-    result = invoke(target.chat(max_tokens=5), "Write a long story about a dragon.", mode)
+    result = run_invoke(target.chat(max_tokens=5), "Write a long story about a dragon.", mode)
     assert result.response_metadata["finish_reason"] == "length"
     assert result.usage_metadata is not None
     assert result.usage_metadata["output_tokens"] == 5
@@ -154,13 +126,9 @@ def test_max_tokens_gives_length(target: Target, mode: str) -> None:
 
 @pytest.mark.parametrize("stop", [["Paris"], [" of"]])
 def test_stop_is_the_same_everywhere(target: Target, mode: str, stop: list[str]) -> None:
-    model = target.chat()
-    whole = invoke(model, QUESTION, mode, stop=stop)
-    streamed = merge(stream(model, QUESTION, mode, stop=stop))
+    whole, _, _ = whole_and_streamed(target.chat(), QUESTION, mode, stop=stop)
     assert stop[0] not in whole.content
-    assert streamed.content == whole.content
     assert whole.response_metadata["finish_reason"] == "stop"
-    assert streamed.response_metadata["finish_reason"] == "stop"
 
 
 class Tokens(BaseCallbackHandler):
@@ -184,14 +152,14 @@ def test_token_callbacks(target: Target) -> None:
 
 def test_text_completion(target: Target, mode: str) -> None:
     llm = target.llm()
-    whole = invoke(llm, "The capital of France is", mode)
+    whole = run_invoke(llm, "The capital of France is", mode)
     assert whole.strip()
-    assert "".join(stream(llm, "The capital of France is", mode)) == whole
+    assert "".join(run_stream(llm, "The capital of France is", mode)) == whole
 
 
 def test_not_found_is_typed(target: Target, mode: str) -> None:
     with pytest.raises(NotFoundError) as info:
-        invoke(target.chat(**target.not_found), QUESTION, mode)
+        run_invoke(target.chat(**target.not_found), QUESTION, mode)
     assert info.value.status_code == 404
 
 
@@ -203,6 +171,6 @@ def test_error_mid_stream_keeps_partial_text(
 ) -> None:
     target = targets[name]
     with pytest.raises(CustomLLMError) as info:
-        stream(target.chat(**target.crash), [("human", "crash-midstream"), *QUESTION], mode)
+        run_stream(target.chat(**target.crash), [("human", "crash-midstream"), *QUESTION], mode)
     assert isinstance(info.value, StreamError)
     assert info.value.partial_text

@@ -15,7 +15,6 @@ server that starts to behave is noticed. Every server is configured the way
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 from _pytest.mark.structures import ParameterSet
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages import AIMessage
 from langchain_core.outputs import LLMResult
 from pydantic import BaseModel, Field
 
@@ -33,6 +32,8 @@ from langchain_customllm import (
     NotFoundError,
     RateLimitError,
 )
+from tests._calls import merge, run_invoke, run_stream, whole_and_streamed
+from tests.integration_tests._gaps import LLAMA_NO_KEY, LLAMA_NO_STREAM_USAGE
 from tests.integration_tests.conftest import LITELLM_KEY, MODEL, VLLM_KEY
 
 pytestmark = pytest.mark.matrix
@@ -44,14 +45,6 @@ WRONG_KEY = "sk-matrix-wrong-key-0123456789"
 # (no json_schema, no "required", n ignored) plus the proxy's own estimated stream usage.
 LITELLM_PROFILE = {"base": "llamacpp", "stream_usage": True, "usage_estimated": True}
 
-LLAMA_NO_STREAM_USAGE = (
-    "llama.cpp (llama-cpp-python 0.3.36) accepts stream_options.include_usage but sends no "
-    "usage in streams; we report none rather than invent numbers"
-)
-LLAMA_NO_KEY = (
-    "the llama.cpp test server runs without --api_key (local_server.py has no key option), "
-    "so it accepts any key or none"
-)
 GAPS: dict[str, dict[str, str]] = {
     "llamacpp": {
         "stream_usage": LLAMA_NO_STREAM_USAGE,
@@ -119,35 +112,12 @@ def target(request: pytest.FixtureRequest) -> Target:
     return Target(name, url, settings, estimated_usage=True)
 
 
-def invoke(model: Any, value: Any, mode: str, **kwargs: Any) -> Any:
-    if mode == "sync":
-        return model.invoke(value, **kwargs)
-    return asyncio.run(model.ainvoke(value, **kwargs))
-
-
-def stream(model: Any, value: Any, mode: str, **kwargs: Any) -> list[Any]:
-    if mode == "sync":
-        return list(model.stream(value, **kwargs))
-
-    async def collect() -> list[Any]:
-        return [c async for c in model.astream(value, **kwargs)]
-
-    return asyncio.run(collect())
-
-
-def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    full = chunks[0]
-    for chunk in chunks[1:]:
-        full = full + chunk
-    return full
-
-
 # ------------------------------------------------------------------ answers and streams
 
 
 @pytest.mark.parametrize("target", on("invoke"), indirect=True)
 def test_invoke(target: Target, mode: str) -> None:
-    result = invoke(target.chat(), QUESTION, mode)
+    result = run_invoke(target.chat(), QUESTION, mode)
     assert isinstance(result, AIMessage)
     assert "Paris" in result.content
     assert result.usage_metadata is not None
@@ -160,13 +130,8 @@ def test_invoke(target: Target, mode: str) -> None:
 
 @pytest.mark.parametrize("target", on("stream"), indirect=True)
 def test_stream_equals_invoke(target: Target, mode: str) -> None:
-    model = target.chat()
-    whole = invoke(model, QUESTION, mode)
-    chunks = stream(model, QUESTION, mode)
+    _, chunks, full = whole_and_streamed(target.chat(), QUESTION, mode)
     assert len(chunks) > 2
-    full = merge(chunks)
-    assert full.content == whole.content
-    assert full.response_metadata["finish_reason"] == whole.response_metadata["finish_reason"]
     if full.usage_metadata is not None:
         assert full.response_metadata.get("usage_estimated", False) is target.estimated_usage
 
@@ -192,7 +157,7 @@ def test_stream_usage_equals_invoke_usage(target: Target) -> None:
 
 @pytest.mark.parametrize("target", on("max_tokens"), indirect=True)
 def test_max_tokens_gives_length(target: Target, mode: str) -> None:
-    result = invoke(target.chat(max_tokens=3), "Write a long story about a dragon.", mode)
+    result = run_invoke(target.chat(max_tokens=3), "Write a long story about a dragon.", mode)
     assert result.response_metadata["finish_reason"] == "length"
     assert result.usage_metadata is not None
     assert result.usage_metadata["output_tokens"] == 3
@@ -205,12 +170,8 @@ def test_max_tokens_gives_length(target: Target, mode: str) -> None:
 @pytest.mark.parametrize("include", [False, True], ids=["server", "client"])
 def test_stop_across_chunks(target: Target, mode: str, stop: str, include: bool) -> None:
     model = target.chat(include_stop_sequence=include)
-    whole = invoke(model, QUESTION, mode, stop=[stop])
-    chunks = stream(model, QUESTION, mode, stop=[stop])
-    streamed = merge(chunks)
-    assert streamed.content == whole.content
+    whole, _, _ = whole_and_streamed(model, QUESTION, mode, stop=[stop])
     assert whole.response_metadata["finish_reason"] == "stop"
-    assert streamed.response_metadata["finish_reason"] == "stop"
     if include:
         assert whole.content.endswith(stop)
         assert whole.content.count(stop) == 1
@@ -247,7 +208,7 @@ def test_callbacks(target: Target) -> None:
 @pytest.mark.parametrize("target", on("unknown_model"), indirect=True)
 def test_unknown_model_is_not_found(target: Target, mode: str) -> None:
     with pytest.raises(NotFoundError) as info:
-        invoke(target.chat(model="no-such-model"), QUESTION, mode)
+        run_invoke(target.chat(model="no-such-model"), QUESTION, mode)
     # LiteLLM says it with a 400 ("Invalid model name passed in model=..."): same class,
     # its own status kept.
     assert info.value.status_code == (400 if target.name == "litellm" else 404)
@@ -257,7 +218,7 @@ def test_unknown_model_is_not_found(target: Target, mode: str) -> None:
 @pytest.mark.parametrize("target", on("wrong_key"), indirect=True)
 def test_wrong_key_is_an_authentication_error(target: Target, mode: str) -> None:
     with pytest.raises(AuthenticationError) as info:
-        invoke(target.chat(api_key=WRONG_KEY, max_retries=2), QUESTION, mode)
+        run_invoke(target.chat(api_key=WRONG_KEY, max_retries=2), QUESTION, mode)
     err = info.value
     assert WRONG_KEY not in str(err)
     assert WRONG_KEY not in repr(err.body)
@@ -331,8 +292,8 @@ def test_forced_tool_call(target: Target, choice: str) -> None:
     model = target.chat(max_tokens=64).bind_tools([GetWeather], tool_choice=choice)
     prompt = "What is the weather in Paris?"
     # Both twins, one each: a call takes ~6 s on vLLM here.
-    whole = invoke(model, prompt, "sync")
-    streamed = merge(stream(model, prompt, "async"))
+    whole = run_invoke(model, prompt, "sync")
+    streamed = merge(run_stream(model, prompt, "async"))
     for message in (whole, streamed):
         assert len(message.tool_calls) == 1, message
         call = message.tool_calls[0]
@@ -354,6 +315,6 @@ class City(BaseModel):
 @pytest.mark.parametrize("method", ["json_schema", "function_calling"])
 def test_structured_output(target: Target, mode: str, method: str) -> None:
     model = target.chat(max_tokens=64).with_structured_output(City, method=method)
-    result = invoke(model, "Give the capital of France as JSON with the key city.", mode)
+    result = run_invoke(model, "Give the capital of France as JSON with the key city.", mode)
     assert isinstance(result, City)
     assert result.city

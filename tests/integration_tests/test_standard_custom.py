@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_tests.integration_tests import ChatModelIntegrationTests
 
-from langchain_customllm import ChatCustomLLM
+from tests.integration_tests._gaps import WithoutTools
 from tests.integration_tests.conftest import MODEL
 from tests.servers import torchserve
 from tests.servers.base import Backend
@@ -27,11 +26,9 @@ def in_house_api(base_url: str) -> Iterator[str]:
         yield server.url
 
 
-class TestChatCustomLLMCustomFormat(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[ChatCustomLLM]:
-        return ChatCustomLLM
-
+# The in-house API takes a prompt and returns text: its wire format has no tools and no JSON
+# mode, and ChatCustomLLM refuses them (ConfigurationError) rather than drop them.
+class TestChatCustomLLMCustomFormat(WithoutTools):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {
@@ -41,13 +38,3 @@ class TestChatCustomLLMCustomFormat(ChatModelIntegrationTests):
             "temperature": 0,
             "seed": 7,
         }
-
-    # The in-house API takes a prompt and returns text: its wire format has no tools and
-    # no JSON mode, and ChatCustomLLM refuses them (ConfigurationError) rather than drop them.
-    @property
-    def has_tool_calling(self) -> bool:
-        return False
-
-    @property
-    def has_structured_output(self) -> bool:
-        return False

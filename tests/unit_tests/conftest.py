@@ -1,11 +1,24 @@
 import pytest
 
+from tests._calls import PATHS
 from tests.unit_tests.fakes import FakeServer
 
 
 @pytest.fixture(params=["sync", "async"])
 def mode(request: pytest.FixtureRequest) -> str:
     """Run a test on both twins: invoke/stream and ainvoke/astream."""
+    return str(request.param)
+
+
+@pytest.fixture(params=PATHS)
+def path(request: pytest.FixtureRequest) -> str:
+    """Run a test on every call path: invoke, ainvoke, stream and astream."""
+    return str(request.param)
+
+
+@pytest.fixture(params=["chat", "text"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """Run a test on both model classes: ChatCustomLLM (chat) and CustomLLM (text)."""
     return str(request.param)
 
 

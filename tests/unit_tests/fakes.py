@@ -7,7 +7,6 @@ byte pieces a test chooses, to exercise splits across reads.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -211,21 +210,3 @@ def _model_kwargs(server: FakeServer, kwargs: dict[str, Any]) -> dict[str, Any]:
     }
     params.update(kwargs)
     return params
-
-
-def run_invoke(llm: Any, value: Any, mode: str, /, **kwargs: Any) -> Any:
-    """``invoke`` or ``ainvoke``: the same case on both twins."""
-    if mode == "sync":
-        return llm.invoke(value, **kwargs)
-    return asyncio.run(llm.ainvoke(value, **kwargs))
-
-
-def run_stream(llm: Any, value: Any, mode: str, /, **kwargs: Any) -> list[Any]:
-    """``stream`` or ``astream``, collected."""
-    if mode == "sync":
-        return list(llm.stream(value, **kwargs))
-
-    async def collect() -> list[Any]:
-        return [chunk async for chunk in llm.astream(value, **kwargs)]
-
-    return asyncio.run(collect())

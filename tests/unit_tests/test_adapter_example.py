@@ -6,7 +6,8 @@ import pytest
 
 from examples.kserve_adapter import KServeV1Format
 from langchain_customllm import ResponseError
-from tests.unit_tests.fakes import FakeServer, run_invoke, run_stream
+from tests._calls import run_invoke, run_stream
+from tests.unit_tests.fakes import FakeServer
 
 SPEC = {"kind": "kserve-v1", "model_name": "tiny"}
 

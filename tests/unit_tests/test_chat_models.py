@@ -12,7 +12,7 @@ from langchain_core.exceptions import (
     ModelAuthenticationError,
     ModelNotFoundError,
 )
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from langchain_customllm import (
     APIConnectionError,
@@ -26,24 +26,16 @@ from langchain_customllm import (
     ResponseError,
     StreamError,
 )
+from tests._calls import merge, run_invoke, run_stream
 from tests.unit_tests.fakes import (
     KEY,
     FakeServer,
     chat_body,
     chat_chunks,
-    run_invoke,
-    run_stream,
     sse,
 )
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
-
-
-def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    full = chunks[0]
-    for chunk in chunks[1:]:
-        full = full + chunk
-    return full
 
 
 # ---------------------------------------------------------------- what is sent

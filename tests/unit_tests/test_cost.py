@@ -27,13 +27,12 @@ from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
 from langchain_customllm import ChatCustomLLM, CustomLLM, Pricing, PricingTable
 from langchain_customllm import pricing as pricing_module
 from langchain_customllm._chunks import UsageSafeChunk
+from tests._calls import merge, run_invoke, run_stream
 from tests.unit_tests.fakes import (
     FakeServer,
     chat_body,
     chat_chunks,
     completion_chunks,
-    run_invoke,
-    run_stream,
     sse,
 )
 
@@ -58,13 +57,6 @@ class Ends(BaseCallbackHandler):
 
     def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
         self.results.append(response)
-
-
-def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    full = chunks[0]
-    for chunk in chunks[1:]:
-        full = full + chunk
-    return full
 
 
 def chat_stream(server: FakeServer, usage: dict[str, Any] | None = USAGE) -> None:

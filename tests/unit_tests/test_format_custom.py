@@ -23,7 +23,8 @@ from langchain_customllm._framing import SSEEvent
 from langchain_customllm.formats import CustomFormat, GenerationParams, get_format
 from langchain_customllm.formats.prompt import get_chat_template
 from langchain_customllm.formats.selectors import MISSING, compile_selector
-from tests.unit_tests.fakes import FakeServer, run_invoke, run_stream
+from tests._calls import run_invoke, run_stream
+from tests.unit_tests.fakes import FakeServer
 
 TORCHSERVE: dict[str, Any] = {
     "kind": "custom",

@@ -37,7 +37,8 @@ from langchain_customllm import (
 )
 from langchain_customllm._framing import SSEEvent
 from langchain_customllm.formats.ollama import OllamaFormat, messages_to_ollama
-from tests.unit_tests.fakes import FakeServer, PieceStream, run_invoke, run_stream
+from tests._calls import merge, run_invoke, run_stream
+from tests.unit_tests.fakes import FakeServer, PieceStream
 
 ROOT = "http://fake.test"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAG0AAABmCAYAAADBPx+VAAAACXBIWXMAAAsTAAALEwEAmpwYAAAAAXNSR0IArs4c6QAAAARnQU1BAACxjwv8YQUAAA3VSURBVHgB7Z27r0zdG8fX743i1bi1ikMoFMQloXRpKFFIqI7LH4BEQ"  # noqa: E501 (head of the docs/api.md example image)
@@ -104,13 +105,6 @@ def answer(body: bytes, status: int = 200) -> httpx.Response:
     return httpx.Response(
         status, content=body, headers={"content-type": "application/json; charset=utf-8"}
     )
-
-
-def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    full = chunks[0]
-    for chunk in chunks[1:]:
-        full = full + chunk
-    return full
 
 
 def line(obj: dict[str, Any]) -> bytes:

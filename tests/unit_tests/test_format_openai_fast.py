@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from langchain_customllm import ResponseError, _json
+from langchain_customllm import ResponseError, StreamError, _json
 from langchain_customllm._framing import SSEEvent
 from langchain_customllm.formats.openai import OpenAIFormat, _plain_delta
 
@@ -83,7 +83,7 @@ def test_everything_else_takes_the_general_path(name: str) -> None:
 def test_named_events_and_text_completions_take_the_general_path() -> None:
     data = json.dumps(FAST["text"])
     # An `event: error` with a normal-looking body is still an error.
-    with pytest.raises(Exception, match="mid-stream"):
+    with pytest.raises(StreamError, match="mid-stream"):
         FMT.parse_event(SSEEvent(data=data, event="error"), chat=True)
     text = json.dumps({**BASE, "choices": [{"text": "abc", "finish_reason": None}]})
     parsed = FMT.parse_event(SSEEvent(data=text), chat=False)

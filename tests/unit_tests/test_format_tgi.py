@@ -24,7 +24,7 @@ import json
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from langchain_customllm import (
     APIStatusError,
@@ -39,7 +39,8 @@ from langchain_customllm._framing import SSEEvent
 from langchain_customllm.formats.base import GenerationParams, get_format
 from langchain_customllm.formats.prompt import ChatTemplate
 from langchain_customllm.formats.tgi import TGIFormat, tgi_parameters
-from tests.unit_tests.fakes import FakeServer, run_invoke, run_stream
+from tests._calls import merge, run_invoke, run_stream
+from tests.unit_tests.fakes import FakeServer
 
 URL = "http://fake.test"
 CHATML = (
@@ -95,13 +96,6 @@ def stream_of(
         details["input_length"] = input_length
     events.append(stream_response(len(tokens), tokens[-1], "".join(texts), details))
     return events
-
-
-def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    full = chunks[0]
-    for chunk in chunks[1:]:
-        full = full + chunk
-    return full
 
 
 def chat(server: FakeServer, **kwargs: Any) -> ChatCustomLLM:

@@ -211,6 +211,12 @@ def test_the_same_error_from_a_config_file(
     assert str(info.value).startswith(f"{path}:4: model 'local': ")  # the line of the setting
 
 
+@pytest.mark.parametrize("cls", CLASSES)
+def test_a_non_ascii_header_is_refused_at_construction(cls: type) -> None:
+    with pytest.raises(ConfigurationError, match="header 'x-team' is not ASCII"):
+        cls(model="m", default_headers={"x-team": "café"})
+
+
 def test_secret_inputs_are_never_quoted_in_errors() -> None:
     with pytest.raises(ConfigurationError) as info:
         ChatCustomLLM(model="m", default_headers={"x-api-key": 123456789012})

@@ -10,7 +10,8 @@ import pytest
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 
 from langchain_customllm import CustomLLM, StreamError
-from tests.unit_tests.fakes import FakeServer, completion_chunks, run_invoke, run_stream, sse
+from tests._calls import run_invoke, run_stream
+from tests.unit_tests.fakes import FakeServer, completion_chunks, sse
 
 
 def completion_body(text: str = " Paris.", finish: str = "stop") -> dict[str, Any]:

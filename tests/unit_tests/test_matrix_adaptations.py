@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from langchain_core.messages import AIMessageChunk
 
 from langchain_customllm import (
     AuthenticationError,
@@ -26,14 +25,13 @@ from langchain_customllm._exceptions import error_from_response
 from langchain_customllm.formats.base import ParsedChunk, ToolCallPiece
 from langchain_customllm.probe.checks import run_probe
 from langchain_customllm.probe.payloads import TOOL_MAX_TOKENS
+from tests._calls import merge, run_invoke, run_stream
 from tests.unit_tests.fakes import (
     KEY,
     FakeServer,
     chat_body,
     chat_chunks,
     completion_chunks,
-    run_invoke,
-    run_stream,
     sse,
 )
 from tests.unit_tests.test_probe import URL, VLLM, probe_sim, rows_by_key
@@ -52,13 +50,6 @@ WEATHER = {
 }
 ARGS = {"city": "Paris", "days": 2}
 DOUBLE = json.dumps(json.dumps(ARGS))  # a JSON string whose content is the JSON object
-
-
-def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    full = chunks[0]
-    for chunk in chunks[1:]:
-        full = full + chunk
-    return full
 
 
 def tool_answer(arguments: str) -> dict[str, Any]:

@@ -113,6 +113,21 @@ def test_parse_retry_after_http_date_from_gateway_header() -> None:
     assert parse_retry_after(headers, now=lambda: DATE_EPOCH - 7) == pytest.approx(7.0)
 
 
+@pytest.mark.parametrize(
+    "date",
+    [
+        "Tue, 01 Jan 100000000000000000000 00:00:00 GMT",  # mktime_tz: OverflowError
+        "Mon, 01 Jan 99999 00:00:00 GMT",  # year out of datetime's range: ValueError
+        "Fri, 31 Dec 9999999999 23:59:59 -9999",
+    ],
+)
+def test_parse_retry_after_absurd_http_date_is_ignored(date: str) -> None:
+    # Out-of-range dates are no hint at all (as garbage is), and the next source is read.
+    assert parse_retry_after({"retry-after": date}) is None
+    headers = {"retry-after": date, "llm_provider-retry-after": "6"}
+    assert parse_retry_after(headers, now=never_called) == 6.0
+
+
 def test_parse_retry_after_ms_wins_over_http_date() -> None:
     headers = {"retry-after-ms": "900", "retry-after": HTTP_DATE}
     assert parse_retry_after(headers, now=never_called) == 0.9

@@ -6,11 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_core.messages import HumanMessage
 from pydantic import BaseModel, Field
 
 from langchain_customllm import ChatCustomLLM, ConfigurationError
-from tests.unit_tests.fakes import FakeServer, chat_body, run_invoke, run_stream, sse
+from tests._calls import merge, run_invoke, run_stream
+from tests.unit_tests.fakes import FakeServer, chat_body, sse
 
 
 class GetWeather(BaseModel):
@@ -54,13 +55,6 @@ def tool_stream(fragments: list[str], *, repeat: bool) -> bytes:
         )
     events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
     return sse(*events)
-
-
-def merge(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    full = chunks[0]
-    for chunk in chunks[1:]:
-        full = full + chunk
-    return full
 
 
 # ---------------------------------------------------------------- binding

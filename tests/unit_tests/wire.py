@@ -8,7 +8,6 @@ with its URL, headers, body and timeouts, and gets a canned OpenAI-style answer.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,9 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests._calls import PATHS
+from tests._calls import call as call_path
 from tests.unit_tests.fakes import chat_body, chat_chunks, completion_chunks, sse
 
-METHODS = ("invoke", "ainvoke", "stream", "astream")
+METHODS = PATHS
 
 
 @dataclass
@@ -113,15 +114,5 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
 
 
 def call(model: Any, method: str, value: Any = "q", **kwargs: Any) -> Any:
-    """One of the four call paths; streams are collected into a list."""
-    if method == "invoke":
-        return model.invoke(value, **kwargs)
-    if method == "stream":
-        return list(model.stream(value, **kwargs))
-
-    async def run() -> Any:
-        if method == "ainvoke":
-            return await model.ainvoke(value, **kwargs)
-        return [chunk async for chunk in model.astream(value, **kwargs)]
-
-    return asyncio.run(run())
+    """`tests._calls.call` with a default input: one of the four paths."""
+    return call_path(model, method, value, **kwargs)
