@@ -38,18 +38,49 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-from langchain_core.exceptions import (
-    ContextOverflowError,
-    ModelAPIError,
-    ModelAuthenticationError,
-    ModelConnectionError,
-    ModelError,
-    ModelInvalidRequestError,
-    ModelNotFoundError,
-    ModelPermissionDeniedError,
-    ModelRateLimitError,
-    ModelTimeoutError,
-)
+from langchain_core.exceptions import ContextOverflowError, LangChainException
+
+try:
+    from langchain_core.exceptions import (
+        ModelAPIError,
+        ModelAuthenticationError,
+        ModelConnectionError,
+        ModelError,
+        ModelInvalidRequestError,
+        ModelNotFoundError,
+        ModelPermissionDeniedError,
+        ModelRateLimitError,
+        ModelTimeoutError,
+    )
+except ImportError:  # langchain-core < 1.6 has no model error family: stand-ins, same shape
+
+    class ModelError(LangChainException):  # type: ignore[no-redef]
+        """Stand-in for langchain-core 1.6's base of model errors."""
+
+    class ModelAPIError(ModelError):  # type: ignore[no-redef]
+        """Stand-in for langchain-core 1.6's ``ModelAPIError``."""
+
+    class ModelAuthenticationError(ModelError):  # type: ignore[no-redef]
+        """Stand-in for langchain-core 1.6's ``ModelAuthenticationError``."""
+
+    class ModelConnectionError(ModelError):  # type: ignore[no-redef]
+        """Stand-in for langchain-core 1.6's ``ModelConnectionError``."""
+
+    class ModelInvalidRequestError(ModelError):  # type: ignore[no-redef]
+        """Stand-in for langchain-core 1.6's ``ModelInvalidRequestError``."""
+
+    class ModelNotFoundError(ModelError):  # type: ignore[no-redef]
+        """Stand-in for langchain-core 1.6's ``ModelNotFoundError``."""
+
+    class ModelPermissionDeniedError(ModelError):  # type: ignore[no-redef]
+        """Stand-in for langchain-core 1.6's ``ModelPermissionDeniedError``."""
+
+    class ModelRateLimitError(ModelError):  # type: ignore[no-redef]
+        """Stand-in for langchain-core 1.6's ``ModelRateLimitError``."""
+
+    class ModelTimeoutError(ModelError):  # type: ignore[no-redef]
+        """Stand-in for langchain-core 1.6's ``ModelTimeoutError``."""
+
 
 from langchain_customllm._retry import parse_retry_after, should_retry_status
 from langchain_customllm._text import excerpt
@@ -93,8 +124,12 @@ class CustomLLMError(ModelError):
         request_id: The server's request id header, if it sent one.
         partial_text: For streams cut after output began: the text received so far. It is
             attached here rather than returned, so an incomplete answer never looks complete.
+        is_retryable: Whether a new attempt may succeed (declared per class here, not
+            inherited from langchain-core, whose classes only gained it in 1.6).
 
     """
+
+    is_retryable = False
 
     def __init__(
         self,
@@ -133,6 +168,8 @@ class ConfigurationError(CustomLLMError, ValueError):
 
 class APIConnectionError(CustomLLMError, ModelConnectionError):
     """The server could not be reached, or the connection broke before an answer."""
+
+    is_retryable = True
 
 
 class APITimeoutError(APIConnectionError, ModelTimeoutError):
@@ -195,13 +232,19 @@ class ConflictError(APIStatusError):
 class RequestTimeoutError(APIStatusError, ModelTimeoutError):
     """The server timed out waiting for the request (408); retried."""
 
+    is_retryable = True
+
 
 class RateLimitError(APIStatusError, ModelRateLimitError):
     """Too many requests (429); retried, honouring `Retry-After` up to 120 s."""
 
+    is_retryable = True
+
 
 class InternalServerError(APIStatusError, ModelAPIError):
     """The server failed (5xx); retried."""
+
+    is_retryable = True
 
 
 class StreamError(CustomLLMError):

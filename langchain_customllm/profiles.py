@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from langchain_core.language_models.model_profile import ModelProfile
 
@@ -88,15 +88,19 @@ class ServerProfile:
         """
         tools = self.tool_calling and (wire is None or wire.supports_tools)
         images = self.image_inputs and (wire is None or wire.supports_images)
-        return ModelProfile(
-            text_inputs=True,
-            text_outputs=True,
-            image_inputs=images,
-            image_url_inputs=images,
-            tool_calling=tools,
-            tool_choice=tools and self.tool_choice_named,
-            tool_call_streaming=tools,
-        )
+        facts = {
+            "text_inputs": True,
+            "text_outputs": True,
+            "image_inputs": images,
+            "image_url_inputs": images,
+            "tool_calling": tools,
+            "tool_choice": tools and self.tool_choice_named,
+            "tool_call_streaming": tools,
+        }
+        # Only the keys this langchain-core's ModelProfile has: older ones (1.4) warn on
+        # every model built with a key they do not know (tool_call_streaming).
+        known = ModelProfile.__annotations__
+        return cast(ModelProfile, {k: v for k, v in facts.items() if k in known})
 
 
 PROFILES: dict[str, ServerProfile] = {

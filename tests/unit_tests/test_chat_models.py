@@ -7,11 +7,7 @@ import json
 
 import httpx
 import pytest
-from langchain_core.exceptions import (
-    ContextOverflowError,
-    ModelAuthenticationError,
-    ModelNotFoundError,
-)
+from langchain_core.exceptions import ContextOverflowError
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from langchain_customllm import (
@@ -26,6 +22,9 @@ from langchain_customllm import (
     ResponseError,
     StreamError,
 )
+
+# langchain-core's own classes from 1.6 on; the package's stand-ins before (make lowest).
+from langchain_customllm._exceptions import ModelAuthenticationError, ModelNotFoundError
 from tests._calls import merge, run_invoke, run_stream
 from tests.unit_tests.fakes import (
     KEY,

@@ -10,19 +10,9 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from langchain_core.exceptions import (
-    ContextOverflowError,
-    ModelAPIError,
-    ModelAuthenticationError,
-    ModelConnectionError,
-    ModelError,
-    ModelInvalidRequestError,
-    ModelNotFoundError,
-    ModelPermissionDeniedError,
-    ModelRateLimitError,
-    ModelTimeoutError,
-)
+from langchain_core.exceptions import ContextOverflowError
 
+# The Model* classes are langchain-core's from 1.6 on, the package's stand-ins before.
 from langchain_customllm._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -34,6 +24,15 @@ from langchain_customllm._exceptions import (
     ContextLengthExceededError,
     CustomLLMError,
     InternalServerError,
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelRateLimitError,
+    ModelTimeoutError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
