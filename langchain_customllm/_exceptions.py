@@ -38,50 +38,19 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-from langchain_core.exceptions import ContextOverflowError, LangChainException
+from langchain_core.exceptions import ContextOverflowError
 
-try:
-    from langchain_core.exceptions import (
-        ModelAPIError,
-        ModelAuthenticationError,
-        ModelConnectionError,
-        ModelError,
-        ModelInvalidRequestError,
-        ModelNotFoundError,
-        ModelPermissionDeniedError,
-        ModelRateLimitError,
-        ModelTimeoutError,
-    )
-except ImportError:  # langchain-core < 1.6 has no model error family: stand-ins, same shape
-
-    class ModelError(LangChainException):  # type: ignore[no-redef]
-        """Stand-in for langchain-core 1.6's base of model errors."""
-
-    class ModelAPIError(ModelError):  # type: ignore[no-redef]
-        """Stand-in for langchain-core 1.6's ``ModelAPIError``."""
-
-    class ModelAuthenticationError(ModelError):  # type: ignore[no-redef]
-        """Stand-in for langchain-core 1.6's ``ModelAuthenticationError``."""
-
-    class ModelConnectionError(ModelError):  # type: ignore[no-redef]
-        """Stand-in for langchain-core 1.6's ``ModelConnectionError``."""
-
-    class ModelInvalidRequestError(ModelError):  # type: ignore[no-redef]
-        """Stand-in for langchain-core 1.6's ``ModelInvalidRequestError``."""
-
-    class ModelNotFoundError(ModelError):  # type: ignore[no-redef]
-        """Stand-in for langchain-core 1.6's ``ModelNotFoundError``."""
-
-    class ModelPermissionDeniedError(ModelError):  # type: ignore[no-redef]
-        """Stand-in for langchain-core 1.6's ``ModelPermissionDeniedError``."""
-
-    class ModelRateLimitError(ModelError):  # type: ignore[no-redef]
-        """Stand-in for langchain-core 1.6's ``ModelRateLimitError``."""
-
-    class ModelTimeoutError(ModelError):  # type: ignore[no-redef]
-        """Stand-in for langchain-core 1.6's ``ModelTimeoutError``."""
-
-
+from langchain_customllm._core_errors import (
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
 from langchain_customllm._retry import parse_retry_after, should_retry_status
 from langchain_customllm._text import excerpt
 

@@ -35,6 +35,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from langchain_core.tracers.context import register_configure_hook
 
+from langchain_customllm._usage_table import format_table
 from langchain_customllm.formats.base import TokenUsage
 from langchain_customllm.pricing import (
     Pricing,
@@ -142,7 +143,7 @@ class UsageTracker(BaseCallbackHandler):
             self._models.clear()
 
     def __str__(self) -> str:
-        return _format_table(self.by_model, self.total)
+        return format_table(self.by_model, self.total)
 
     def __repr__(self) -> str:
         total = self.total
@@ -419,50 +420,3 @@ def _int(value: Any) -> int:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-# -------------------------------------------------------------------- the table
-
-_COLUMNS = ("model", "requests", "input", "output", "cached", "reasoning", "cost (USD)")
-
-
-def _format_table(by_model: Mapping[str, ModelUsage], total: ModelUsage) -> str:
-    """A small text table: one row per model and a total row, with footnotes."""
-    rows = [_row(name, usage) for name, usage in sorted(by_model.items())]
-    rows.append(_row("total", total))
-    widths = [max(len(r[i]) for r in [_COLUMNS, *rows]) for i in range(len(_COLUMNS))]
-
-    def line(cells: Sequence[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest]).rstrip()
-
-    out = [line(_COLUMNS), *(line(r) for r in rows)]
-    notes = []
-    if total.unpriced_requests:
-        notes.append(
-            f"* {total.unpriced_requests} request(s) without a price or usage: not in the cost"
-        )
-    if total.cache_hits:
-        notes.append(f"{total.cache_hits} answer(s) from LangChain's cache: no tokens, no cost")
-    return "\n".join(out + notes)
-
-
-def _row(name: str, usage: ModelUsage) -> tuple[str, ...]:
-    return (
-        name,
-        str(usage.requests),
-        str(usage.input_tokens),
-        str(usage.output_tokens),
-        str(usage.cached_tokens),
-        str(usage.reasoning_tokens),
-        _money(usage.cost) + ("*" if usage.unpriced_requests else ""),
-    )
-
-
-def _money(cost: float | None) -> str:
-    if cost is None:
-        return "n/a"
-    if cost == 0 or cost >= 0.000001:
-        return f"{cost:.6f}"
-    return f"{cost:.2e}"

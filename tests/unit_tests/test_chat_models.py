@@ -24,7 +24,7 @@ from langchain_customllm import (
 )
 
 # langchain-core's own classes from 1.6 on; the package's stand-ins before (make lowest).
-from langchain_customllm._exceptions import ModelAuthenticationError, ModelNotFoundError
+from langchain_customllm._core_errors import ModelAuthenticationError, ModelNotFoundError
 from tests._calls import merge, run_invoke, run_stream
 from tests.unit_tests.fakes import (
     KEY,

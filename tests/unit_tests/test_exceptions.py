@@ -13,6 +13,17 @@ from hypothesis import strategies as st
 from langchain_core.exceptions import ContextOverflowError
 
 # The Model* classes are langchain-core's from 1.6 on, the package's stand-ins before.
+from langchain_customllm._core_errors import (
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
 from langchain_customllm._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -24,15 +35,6 @@ from langchain_customllm._exceptions import (
     ContextLengthExceededError,
     CustomLLMError,
     InternalServerError,
-    ModelAPIError,
-    ModelAuthenticationError,
-    ModelConnectionError,
-    ModelError,
-    ModelInvalidRequestError,
-    ModelNotFoundError,
-    ModelPermissionDeniedError,
-    ModelRateLimitError,
-    ModelTimeoutError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
