@@ -12,6 +12,7 @@ import os
 import pathlib
 import sys
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -128,18 +129,22 @@ def test_a_server_that_exits_early_is_reported_with_its_log(tmp_path: pathlib.Pa
     assert not (tmp_path / "run" / "fake-server-8998.pid").exists()
 
 
-def test_a_stamped_venv_is_not_checked_again(tmp_path: pathlib.Path) -> None:
-    cache = _script("_cache")
-    inst = cache.VenvInstall(
+def _tool_install(**options: Any) -> Any:
+    """A pinned ``tool==1.0`` in ``<cache>/tool-server``."""
+    return _script("_cache").VenvInstall(
         dirname="tool-server",
         label="tool",
         requirements=("tool==1.0",),
         version="1.0",
-        check="raise SystemExit(1)",
+        check=options.pop("check", "print('1.0')"),
         note="tiny",
         log_name="tool-install.log",
-        needs=("bin/tool",),
+        **options,
     )
+
+
+def test_a_stamped_venv_is_not_checked_again(tmp_path: pathlib.Path) -> None:
+    inst = _tool_install(check="raise SystemExit(1)", needs=("bin/tool",))
     (tmp_path / "tool-server" / "bin").mkdir(parents=True)
     (tmp_path / "tool-server" / "bin" / "python").touch()
     (tmp_path / "tool-server" / ".customllm-installed").write_text("1.0\n")
@@ -168,7 +173,6 @@ def test_another_build_is_uninstalled_then_rebuilt_with_the_build_options(
 ) -> None:
     # A stand-in venv whose "python" logs its calls; `pip install` changes what the check
     # prints, as a real rebuild would.
-    cache = _script("_cache")
     bin_dir = tmp_path / "tool-server" / "bin"
     bin_dir.mkdir(parents=True)
     (bin_dir / "version").write_text("1.0+march-native\n")
@@ -181,14 +185,7 @@ def test_another_build_is_uninstalled_then_rebuilt_with_the_build_options(
         'if [ "$3" = "install" ]; then echo 1.0 > "$here/version"; fi\n'
     )
     fake.chmod(0o755)
-    inst = cache.VenvInstall(
-        dirname="tool-server",
-        label="tool",
-        requirements=("tool==1.0",),
-        version="1.0",
-        check="print('ignored by the stand-in')",
-        note="tiny",
-        log_name="tool-install.log",
+    inst = _tool_install(
         stamp=False,
         upgrade_pip=False,
         pip_args=("--no-cache-dir",),
