@@ -225,44 +225,37 @@ def raw_httpx_bytes(base_url: str, chunks: int) -> Client:
     return Client("raw httpx (iter_bytes)", stream=stream, closers=[sclient.close])
 
 
+def _raw_async(base_url: str, chunks: int, name: str, client_cls: Any, limits_cls: Any) -> Client:
+    """Raw httpx's async path on ``client_cls`` with our package's pool limits; async only."""
+    return raw_httpx(
+        base_url,
+        chunks,
+        name=name,
+        sync=False,
+        async_factory=lambda: client_cls(timeout=120, limits=limits_cls(**POOL_256_64)),
+    )
+
+
 def raw_httpx_aiohttp(base_url: str, chunks: int) -> Client:
     """Raw httpx API over the aiohttp transport (``httpx_aiohttp.HttpxAiohttpClient``)."""
     import httpx
     from httpx_aiohttp import HttpxAiohttpClient
 
-    return raw_httpx(
-        base_url,
-        chunks,
-        name="raw httpx-aiohttp",
-        sync=False,
-        async_factory=lambda: HttpxAiohttpClient(timeout=120, limits=httpx.Limits(**POOL_256_64)),
-    )
+    return _raw_async(base_url, chunks, "raw httpx-aiohttp", HttpxAiohttpClient, httpx.Limits)
 
 
 def raw_httpx_pool64(base_url: str, chunks: int) -> Client:
     """Raw httpx with our package's pool limits (256 connections, 64 kept alive)."""
     import httpx
 
-    return raw_httpx(
-        base_url,
-        chunks,
-        name="raw httpx (pool 256/64)",
-        sync=False,
-        async_factory=lambda: httpx.AsyncClient(timeout=120, limits=httpx.Limits(**POOL_256_64)),
-    )
+    return _raw_async(base_url, chunks, "raw httpx (pool 256/64)", httpx.AsyncClient, httpx.Limits)
 
 
 def raw_httpx2(base_url: str, chunks: int) -> Client:
     """The ``httpx2`` fork (what the openai SDK, so ChatOpenAI, runs on); async only."""
     import httpx2
 
-    return raw_httpx(
-        base_url,
-        chunks,
-        name="raw httpx2",
-        sync=False,
-        async_factory=lambda: httpx2.AsyncClient(timeout=120, limits=httpx2.Limits(**POOL_256_64)),
-    )
+    return _raw_async(base_url, chunks, "raw httpx2", httpx2.AsyncClient, httpx2.Limits)
 
 
 def _lc(name: str, model: Any, stream_event: str) -> Client:
@@ -321,19 +314,16 @@ def chat_customllm(
     return _our_closers(_lc(name, model, "on_chat_model_stream"), model)
 
 
-def chat_customllm_aiohttp(base_url: str, chunks: int) -> Client:
-    """Our chat model with ``http_async_client=HttpxAiohttpClient(...)`` (async only)."""
-    import httpx
-    from httpx_aiohttp import HttpxAiohttpClient
-
+def _ours_on(base_url: str, chunks: int, name: str, make_client: Callable[[], Any]) -> Client:
+    """Our chat model given ``http_async_client=make_client()`` (async only)."""
     from langchain_customllm import ChatCustomLLM
 
     holder: dict[str, Any] = {}
 
     def model() -> Any:
-        # The aiohttp session must be created inside the running loop.
+        # Created inside the running loop: an aiohttp session needs one.
         if "m" not in holder:
-            holder["c"] = HttpxAiohttpClient(timeout=120, limits=httpx.Limits(**POOL_256_64))
+            holder["c"] = make_client()
             holder["m"] = ChatCustomLLM(
                 model=MODEL, base_url=base_url, max_tokens=chunks, http_async_client=holder["c"]
             )
@@ -353,8 +343,19 @@ def chat_customllm_aiohttp(base_url: str, chunks: int) -> Client:
             await holder["c"].aclose()
             holder.clear()
 
-    return Client(
-        "ChatCustomLLM + httpx-aiohttp", abatch=abatch, astream=astream, aclosers=[aclose]
+    return Client(name, abatch=abatch, astream=astream, aclosers=[aclose])
+
+
+def chat_customllm_aiohttp(base_url: str, chunks: int) -> Client:
+    """Our chat model with ``http_async_client=HttpxAiohttpClient(...)`` (async only)."""
+    import httpx
+    from httpx_aiohttp import HttpxAiohttpClient
+
+    return _ours_on(
+        base_url,
+        chunks,
+        "ChatCustomLLM + httpx-aiohttp",
+        lambda: HttpxAiohttpClient(timeout=120, limits=httpx.Limits(**POOL_256_64)),
     )
 
 
@@ -362,28 +363,11 @@ def chat_customllm_default_pool(base_url: str, chunks: int) -> Client:
     """Our chat model given a default ``httpx.AsyncClient()`` (20 keep-alive connections)."""
     import httpx
 
-    from langchain_customllm import ChatCustomLLM
-
-    holder: dict[str, Any] = {}
-
-    def model() -> Any:
-        if "m" not in holder:
-            holder["c"] = httpx.AsyncClient(timeout=120)
-            holder["m"] = ChatCustomLLM(
-                model=MODEL, base_url=base_url, max_tokens=chunks, http_async_client=holder["c"]
-            )
-        return holder["m"]
-
-    async def abatch(n: int, concurrency: int) -> None:
-        await model().abatch([PROMPT] * n, config={"max_concurrency": concurrency})
-
-    async def aclose() -> None:
-        if "c" in holder:
-            await holder["c"].aclose()
-            holder.clear()
-
-    return Client(
-        "ChatCustomLLM + httpx.AsyncClient() (pool 100/20)", abatch=abatch, aclosers=[aclose]
+    return _ours_on(
+        base_url,
+        chunks,
+        "ChatCustomLLM + httpx.AsyncClient() (pool 100/20)",
+        lambda: httpx.AsyncClient(timeout=120),
     )
 
 

@@ -34,21 +34,25 @@ Facts behind the setup are in ``../shared/notes/litellm-proxy.md``.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import json
 import os
-import subprocess
 import sys
-import time
+from functools import partial
 from pathlib import Path
-from types import ModuleType
+
+if not __package__:  # run as `python scripts/litellm_server.py`: import the package from the root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts import _cache, _procs, _server, local_server
+
+LocalServerError = _cache.LocalServerError
 
 __all__ = [
     "DEFAULT_BACKEND_PORT",
     "DEFAULT_PORT",
     "LITELLM_VERSION",
     "LitellmHandle",
+    "LocalServerError",
     "install",
     "main",
     "start",
@@ -56,84 +60,47 @@ __all__ = [
 ]
 
 LITELLM_VERSION = "1.106.2"
-REQUIREMENT = f"litellm[proxy]=={LITELLM_VERSION}"
 DEFAULT_PORT = 8971
 DEFAULT_BACKEND_PORT = 8972
 # A test key for a proxy that only listens on loopback.
 DEFAULT_MASTER_KEY = "sk-customllm-matrix"
-MARKER = b"litellm-server/bin/litellm"
+
+LITELLM_VENV = _cache.VenvInstall(
+    dirname="litellm-server",
+    label="litellm",
+    requirements=(f"litellm[proxy]=={LITELLM_VERSION}",),
+    version=LITELLM_VERSION,
+    check=(
+        "import importlib.metadata as m, litellm.proxy.proxy_server, backoff, fastapi;"
+        "print(m.version('litellm'))"
+    ),
+    note="~1 min, ~740 MB",
+    log_name="litellm-install.log",
+    needs=("bin/litellm",),
+)
 
 
-def _load_local_server() -> ModuleType:
-    here = Path(__file__).resolve().parent
-    name = "local_server"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, here / "local_server.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses look their module up while defined
-    spec.loader.exec_module(module)
-    return module
+def is_ready(port: int) -> bool:
+    """The proxy's ``/health/readiness`` answers 200 once it is up (no key needed)."""
+    return _procs.http_ok(f"http://{_cache.HOST}:{port}/health/readiness", timeout=2.0)
 
 
-ls = _load_local_server()
-LocalServerError = ls.LocalServerError
-
-
-def _port_from_env(var: str, default: int) -> int:
-    raw = os.environ.get(var, "").strip()
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        raise LocalServerError(f"{var}={raw!r} is not an integer") from None
-
-
-def default_port() -> int:
-    """Return ``$CUSTOMLLM_LITELLM_PORT`` or 8971."""
-    return _port_from_env("CUSTOMLLM_LITELLM_PORT", DEFAULT_PORT)
+LITELLM = _server.Server(
+    name="litellm-server",
+    label="litellm",
+    title="the LiteLLM proxy",
+    marker=b"litellm-server/bin/litellm",
+    port_env="CUSTOMLLM_LITELLM_PORT",
+    default_port=DEFAULT_PORT,
+    ready=is_ready,
+    description="Run the LiteLLM proxy on 127.0.0.1 for tests.",
+    install_help="create the venv and install the proxy (idempotent)",
+)
 
 
 def master_key() -> str:
     """The proxy's master key (``$CUSTOMLLM_LITELLM_MASTER_KEY`` or the test default)."""
     return os.environ.get("CUSTOMLLM_LITELLM_MASTER_KEY") or DEFAULT_MASTER_KEY
-
-
-def _venv() -> Path:
-    return Path(ls.get_paths().root) / "litellm-server"
-
-
-def _run(port: int, suffix: str) -> Path:
-    return Path(ls.get_paths().run_dir) / f"litellm-server-{port}.{suffix}"
-
-
-def _stamp() -> Path:
-    return _venv() / ".customllm-installed"
-
-
-def _installed_version(*, trust_stamp: bool = True) -> str | None:
-    """The litellm version the venv can run the proxy with.
-
-    Importing the proxy takes 10-25 s; once that passed, a stamp in the venv records the
-    version and later checks read that instead.
-    """
-    python = _venv() / "bin" / "python"
-    if not python.exists() or not (_venv() / "bin" / "litellm").exists():
-        return None
-    if trust_stamp and _stamp().exists():
-        return _stamp().read_text().strip() or None
-    code = (
-        "import importlib.metadata as m, litellm.proxy.proxy_server, backoff, fastapi;"
-        "print(m.version('litellm'))"
-    )
-    result = subprocess.run(
-        [str(python), "-c", code], capture_output=True, text=True, check=False, timeout=300
-    )
-    version = result.stdout.strip() or None if result.returncode == 0 else None
-    if version:
-        _stamp().write_text(f"{version}\n")
-    return version
 
 
 def install(*, verbose: bool = True) -> Path:
@@ -146,35 +113,14 @@ def install(*, verbose: bool = True) -> Path:
         LocalServerError: If pip fails (the message names the log).
 
     """
-    say = ls._printer(verbose)
-    paths = ls.get_paths()
-    log = Path(paths.run_dir) / "litellm-install.log"
-    t0 = time.monotonic()
-    with ls._file_lock(paths.lock_file("litellm-install")):
-        if ls.make_venv(_venv()):
-            say(f"venv: created {_venv()}")
-        version = _installed_version()
-        if version == LITELLM_VERSION:
-            say(f"litellm: {version} already installed (checked in {time.monotonic() - t0:.1f} s)")
-            return _venv()
-        say(f"litellm: installing {REQUIREMENT} (~1 min, ~740 MB; log: {log})")
-        py = str(_venv() / "bin" / "python")
-        _stamp().unlink(missing_ok=True)
-        ls._run_logged([py, "-m", "pip", "install", "--upgrade", "pip"], log, "upgrading pip")
-        ls._run_logged([py, "-m", "pip", "install", REQUIREMENT], log, f"installing {REQUIREMENT}")
-        version = _installed_version(trust_stamp=False)
-        if version != LITELLM_VERSION:
-            raise LocalServerError(
-                f"pip reported success but the venv imports litellm {version!r}, expected "
-                f"{LITELLM_VERSION}; see {log}"
-            )
-    say(f"litellm: installed in {time.monotonic() - t0:.1f} s")
-    return _venv()
+    with _cache.file_lock(_cache.get_paths().lock_file("litellm-install")):
+        LITELLM_VENV.ensure(_cache.printer(verbose))
+    return LITELLM_VENV.venv
 
 
 def config(backend_port: int) -> dict[str, object]:
     """The proxy's config (JSON is YAML): the models above, a master key, no database."""
-    api_base = f"http://{ls.HOST}:{backend_port}/v1"
+    api_base = f"http://{_cache.HOST}:{backend_port}/v1"
     backend = {"model": "openai/smollm2", "api_base": api_base, "api_key": "none"}
     return {
         "model_list": [
@@ -209,33 +155,33 @@ def _server_env(key: str) -> dict[str, str]:
     return env
 
 
-def is_ready(port: int) -> bool:
-    """The proxy's ``/health/readiness`` answers 200 once it is up (no key needed)."""
-    return bool(ls.http_ok(f"http://{ls.HOST}:{port}/health/readiness", timeout=2.0))
+class LitellmHandle(_server.ServerHandle):
+    """The proxy (and its backend) as ``start()`` left them; ``stop()`` undoes that.
 
+    Attributes:
+        backend: The llama.cpp server behind the proxy.
 
-class LitellmHandle:
-    """The proxy (and its backend) as ``start()`` left them; ``stop()`` undoes that."""
+    """
 
-    def __init__(
-        self, port: int, started_by_us: bool, backend: object, process: object = None
-    ) -> None:
-        self.port = port
-        self.base_url = f"http://{ls.HOST}:{port}/v1"
-        self.started_by_us = started_by_us
+    def __init__(self, proxy: _server.ServerHandle, backend: _server.ServerHandle) -> None:
+        super().__init__(proxy.server, proxy.port, pid=proxy.pid, process=proxy._process)
         self.backend = backend
-        self._process = process
 
     def stop(self) -> None:
         """Stop the proxy if this handle started it, then the backend likewise."""
         if self.started_by_us:
-            ls.stop_group(_run(self.port, "pid"), MARKER, self._process)
-            _run(self.port, "backend").unlink(missing_ok=True)
-            self.started_by_us = False
-        self.backend.stop()  # type: ignore[attr-defined]  # a no-op unless it started it
+            super().stop()
+            LITELLM.run_file(self.port, "backend").unlink(missing_ok=True)
+        self.backend.stop()  # a no-op unless this start started it
 
-    def __repr__(self) -> str:
-        return f"LitellmHandle(base_url={self.base_url!r}, started_by_us={self.started_by_us})"
+
+def _command(port: int, backend_port: int) -> list[str]:
+    """The proxy's command line; writes its config (no secret in it) first."""
+    cfg = LITELLM.run_file(port, "yaml")
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(json.dumps(config(backend_port), indent=2) + "\n")
+    litellm = LITELLM_VENV.venv / "bin" / "litellm"
+    return [str(litellm), "--config", str(cfg), "--host", _cache.HOST, "--port", str(port)]
 
 
 def start(
@@ -247,121 +193,72 @@ def start(
 ) -> LitellmHandle:
     """Install if needed, start the llama.cpp backend and the proxy, or reuse running ones.
 
+    Args:
+        port: The proxy's port (default ``$CUSTOMLLM_LITELLM_PORT`` or 8971).
+        backend_port: The llama.cpp backend's port (default
+            ``$CUSTOMLLM_LITELLM_BACKEND_PORT`` or 8972).
+        wait: Seconds to wait for each server.
+        verbose: Print progress.
+
+    Returns:
+        A handle whose ``stop()`` stops what this call started.
+
     Raises:
         LocalServerError: If installing fails or a server does not come up in time (with the
             tail of its log). A backend started here is stopped again then.
 
     """
-    port = default_port() if port is None else port
-    backend_port = (
-        _port_from_env("CUSTOMLLM_LITELLM_BACKEND_PORT", DEFAULT_BACKEND_PORT)
-        if backend_port is None
-        else backend_port
-    )
-    say = ls._printer(verbose)
+    port = LITELLM.port(port)
+    if backend_port is None:
+        backend_port = _cache.port_from_env("CUSTOMLLM_LITELLM_BACKEND_PORT", DEFAULT_BACKEND_PORT)
     install(verbose=verbose)
-    paths = ls.get_paths()
-    backend = ls.start(port=backend_port, verbose=verbose)
+    backend = local_server.start(port=backend_port, wait=wait, verbose=verbose)
     try:
-        with ls._file_lock(paths.lock_file(f"litellm-server-{port}")):
-            if is_ready(port):
-                say(f"litellm: already running at http://{ls.HOST}:{port}/v1; reusing it")
-                return LitellmHandle(port, started_by_us=False, backend=backend)
-            ls.stop_group(_run(port, "pid"), MARKER)  # alive but not answering: replace it
-            cfg = _run(port, "yaml")
-            cfg.parent.mkdir(parents=True, exist_ok=True)
-            cfg.write_text(json.dumps(config(backend_port), indent=2) + "\n")
-            cmd = [
-                str(_venv() / "bin" / "litellm"),
-                "--config",
-                str(cfg),
-                "--host",
-                ls.HOST,
-                "--port",
-                str(port),
-            ]
-            t0 = time.monotonic()
-            process = ls.spawn_group(
-                cmd,
-                log_file=_run(port, "log"),
-                pid_file=_run(port, "pid"),
-                env=_server_env(master_key()),
-                cwd=Path(paths.run_dir),
-                ready=lambda: is_ready(port),
-                wait=wait,
-                what=f"the LiteLLM proxy on port {port}",
-            )
-            if backend.started_by_us:
-                _run(port, "backend").write_text(f"{backend_port}\n")
+        command, env = partial(_command, port, backend_port), _server_env(master_key())
+        proxy = _server.start_server(LITELLM, port, command, env, wait=wait, verbose=verbose)
+        if proxy.started_by_us and backend.started_by_us:
+            # `stop` (another process, later) stops the backend this proxy brought up.
+            LITELLM.run_file(port, "backend").write_text(f"{backend_port}\n")
     except BaseException:
         backend.stop()
         raise
-    say(
-        f"litellm: started pid {process.pid} at http://{ls.HOST}:{port}/v1 in "
-        f"{time.monotonic() - t0:.1f} s, backend {backend.base_url} (log: {_run(port, 'log')})"
-    )
-    return LitellmHandle(port, started_by_us=True, backend=backend, process=process)
+    if proxy.started_by_us:
+        _cache.printer(verbose)(f"litellm: proxy in front of the backend at {backend.base_url}")
+    return LitellmHandle(proxy, backend)
 
 
 def stop(port: int | None = None, *, verbose: bool = True) -> bool:
     """Stop the proxy on ``port`` and the backend it started; False if no proxy ran."""
-    port = default_port() if port is None else port
-    say = ls._printer(verbose)
-    pid = ls.stop_group(_run(port, "pid"), MARKER)
-    if pid is not None:
-        say(f"litellm: stopped pid {pid}")
-    backend_file = _run(port, "backend")
+    port = LITELLM.port(port)
+    stopped = _server.stop_server(LITELLM, port, verbose=verbose)
+    backend_file = LITELLM.run_file(port, "backend")
     try:
         backend_port = int(backend_file.read_text().strip())
     except (OSError, ValueError):
         backend_port = None
     if backend_port is not None:
-        ls.stop(backend_port, verbose=verbose)
+        local_server.stop(backend_port, verbose=verbose)
         backend_file.unlink(missing_ok=True)
-    return pid is not None
+    return stopped
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (status: 0 ready, 3 not)."""
-    parser = argparse.ArgumentParser(description="Run the LiteLLM proxy on 127.0.0.1 for tests.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("install", help="create the venv and install the proxy (idempotent)")
-    port_help = f"port on 127.0.0.1 (default: $CUSTOMLLM_LITELLM_PORT or {DEFAULT_PORT})"
-    p_start = sub.add_parser("start", help="start the backend and the proxy in the background")
-    p_start.add_argument("--port", type=int, help=port_help)
+    parser, p_start = _server.cli_parser(LITELLM)
     p_start.add_argument(
         "--backend-port",
         type=int,
         help=f"llama.cpp backend port (default: $CUSTOMLLM_LITELLM_BACKEND_PORT or "
         f"{DEFAULT_BACKEND_PORT})",
     )
-    p_start.add_argument("--wait", type=float, default=120.0, help="start-up timeout (120 s)")
-    for name in ("stop", "status", "url"):
-        sub.add_parser(name).add_argument("--port", type=int, help=port_help)
     args = parser.parse_args(argv)
-    try:
-        if args.command == "install":
-            install()
-        elif args.command == "start":
-            start(args.port, backend_port=args.backend_port, wait=args.wait)
-        elif args.command == "stop":
-            stop(args.port)
-        else:
-            port = default_port() if args.port is None else args.port
-            url = f"http://{ls.HOST}:{port}/v1"
-            if args.command == "url":
-                print(url)
-                return 0
-            pid = ls.running_pid(_run(port, "pid"), MARKER)
-            ready = is_ready(port)
-            owner = f"pid {pid}" if pid else "no proxy started by this script"
-            state = "ready" if ready else "not answering"
-            print(f"{url}: {state} ({owner}); log: {_run(port, 'log')}")
-            return 0 if ready else 3
-    except LocalServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return _server.run_cli(
+        LITELLM,
+        args,
+        install,
+        lambda a: start(a.port, backend_port=a.backend_port, wait=a.wait),
+        stop,
+    )
 
 
 if __name__ == "__main__":

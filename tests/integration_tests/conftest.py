@@ -7,12 +7,12 @@ Set ``CUSTOMLLM_TEST_BASE_URL`` to run against a server you started yourself ins
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import pathlib
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -21,49 +21,54 @@ MODEL = os.environ.get("CUSTOMLLM_TEST_MODEL", "smollm2")
 TEST_PORT = int(os.environ.get("CUSTOMLLM_TEST_PORT", "8766"))
 
 
+def _script(name: str) -> ModuleType:
+    """One of the server starters, ``scripts.<name>`` (the repository root is on sys.path)."""
+    return importlib.import_module(f"scripts.{name}")
+
+
 def _local_server() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("local_server", ROOT / "scripts/local_server.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while defined
-    spec.loader.exec_module(module)
-    return module
+    return _script("local_server")
+
+
+def _serve(url_var: str, start: Callable[[], Any]) -> Iterator[str]:
+    """Yield ``$url_var`` if set (a server you run), else start one and stop it after.
+
+    ``start`` returns a handle of ``scripts``; its ``stop()`` leaves alone a server that
+    was already running before the session.
+    """
+    url = os.environ.get(url_var)
+    if url:
+        yield url
+        return
+    handle = start()
+    try:
+        yield str(handle.base_url)
+    finally:
+        handle.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def base_url() -> Iterator[str]:
     """The server's /v1 root; also exported as CUSTOMLLM_BASE_URL for default-built models."""
-    url = os.environ.get("CUSTOMLLM_TEST_BASE_URL")
-    handle = None
-    if not url:
-        handle = _local_server().start(port=TEST_PORT)
-        url = str(handle.base_url)
-    previous = os.environ.get("CUSTOMLLM_BASE_URL")
-    os.environ["CUSTOMLLM_BASE_URL"] = url
-    try:
-        yield url
-    finally:
-        if previous is None:
-            os.environ.pop("CUSTOMLLM_BASE_URL", None)
-        else:
-            os.environ["CUSTOMLLM_BASE_URL"] = previous
-        if handle is not None:
-            handle.stop()
+    for url in _serve("CUSTOMLLM_TEST_BASE_URL", lambda: _local_server().start(port=TEST_PORT)):
+        previous = os.environ.get("CUSTOMLLM_BASE_URL")
+        os.environ["CUSTOMLLM_BASE_URL"] = url
+        try:
+            yield url
+        finally:
+            if previous is None:
+                os.environ.pop("CUSTOMLLM_BASE_URL", None)
+            else:
+                os.environ["CUSTOMLLM_BASE_URL"] = previous
 
 
 @pytest.fixture(scope="session")
 def tools_base_url() -> Iterator[str]:
     """A second llama.cpp server with ``--chat_format chatml-function-calling`` (tools)."""
-    url = os.environ.get("CUSTOMLLM_TEST_TOOLS_BASE_URL")
-    if url:
-        yield url
-        return
-    handle = _local_server().start(port=TEST_PORT + 1, chat_format="chatml-function-calling")
-    try:
-        yield str(handle.base_url)
-    finally:
-        handle.stop()
+    yield from _serve(
+        "CUSTOMLLM_TEST_TOOLS_BASE_URL",
+        lambda: _local_server().start(port=TEST_PORT + 1, chat_format="chatml-function-calling"),
+    )
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -86,41 +91,21 @@ VLLM_KEY = "sk-vllm-matrix-key"
 LITELLM_KEY = os.environ.get("CUSTOMLLM_LITELLM_MASTER_KEY") or "sk-customllm-matrix"
 
 
-def _script(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def vllm_base_url() -> Iterator[str]:
     """vLLM 0.32 (CPU) serving SmolLM2-135M as ``smollm2``; it requires ``VLLM_KEY``."""
-    url = os.environ.get("CUSTOMLLM_TEST_VLLM_BASE_URL")
-    if url:
-        yield url
-        return
-    handle = _script("vllm_server").start(port=VLLM_PORT, api_key=VLLM_KEY)
-    try:
-        yield str(handle.base_url)
-    finally:
-        handle.stop()
+    yield from _serve(
+        "CUSTOMLLM_TEST_VLLM_BASE_URL",
+        lambda: _script("vllm_server").start(port=VLLM_PORT, api_key=VLLM_KEY),
+    )
 
 
 @pytest.fixture(scope="session")
 def litellm_base_url() -> Iterator[str]:
     """The LiteLLM proxy (master key ``LITELLM_KEY``, no database) in front of llama.cpp."""
-    url = os.environ.get("CUSTOMLLM_TEST_LITELLM_BASE_URL")
-    if url:
-        yield url
-        return
-    handle = _script("litellm_server").start(port=LITELLM_PORT, backend_port=LITELLM_BACKEND_PORT)
-    try:
-        yield str(handle.base_url)
-    finally:
-        handle.stop()
+    yield from _serve(
+        "CUSTOMLLM_TEST_LITELLM_BASE_URL",
+        lambda: _script("litellm_server").start(
+            port=LITELLM_PORT, backend_port=LITELLM_BACKEND_PORT
+        ),
+    )
