@@ -126,7 +126,7 @@ def profiles(base_url: str, chunks: int, calls: int) -> dict[str, Any]:
         async def go() -> None:
             async for _ in model.astream_events(bc.PROMPT, version="v2"):
                 pass
-            await model._client().aclose()
+            await model.aclose()
 
         asyncio.run(go())
 
@@ -134,7 +134,7 @@ def profiles(base_url: str, chunks: int, calls: int) -> dict[str, Any]:
         async def go() -> None:
             await model.abatch([bc.PROMPT] * 64, config={"max_concurrency": 64})
             await model.abatch([bc.PROMPT] * calls, config={"max_concurrency": 64})
-            await model._client().aclose()
+            await model.aclose()
 
         asyncio.run(go())
 
@@ -147,7 +147,7 @@ def profiles(base_url: str, chunks: int, calls: int) -> dict[str, Any]:
     ):
         log(f"profile: {name}")
         out[name] = profile(name, fn)
-    model._client().close()
+    model.close()
     return out
 
 
@@ -164,11 +164,12 @@ def micro() -> dict[str, float | None]:
     from langchain_customllm._assembly import Assembler
     from langchain_customllm._chunks import UsageSafeChunk
     from langchain_customllm._convert import piece_to_chat_chunk
-    from langchain_customllm._framing import SSEDecoder, SSEEvent
+    from langchain_customllm._framing import SSEDecoder, StreamEvent
+    from langchain_customllm._retry import policy
     from langchain_customllm.formats.openai import OpenAIFormat
 
     data = _dumps(_chunk("chat", {"content": " tok"}, None)).decode()
-    event = SSEEvent(data=data)
+    event = StreamEvent(data=data)
     fmt = OpenAIFormat()
     parsed = fmt.parse_event(event, chat=True)
     assembler = Assembler(None, False, bc.MODEL)
@@ -176,7 +177,7 @@ def micro() -> dict[str, float | None]:
     message = AIMessageChunk(content=" tok", id="chatcmpl-stub")
     sse = ("data: " + data + "\n\n").encode() * 300
     model = ChatCustomLLM(model=bc.MODEL, base_url="http://127.0.0.1:9/v1")
-    provider = model._client()
+    provider = model._runtime().client
     msgs: list[BaseMessage] = [HumanMessage(bc.PROMPT)]
     prepared = model._prepare(msgs, None, {}, stream=False)
     whole = Assembler(None, False, bc.MODEL).whole(
@@ -198,7 +199,7 @@ def micro() -> dict[str, float | None]:
                 pass
 
     def ours_retry_loop() -> None:
-        for attempt in provider._retrying():
+        for attempt in policy(provider.base_url, provider.max_retries, provider.sleep):
             with attempt:
                 pass
 
@@ -228,18 +229,21 @@ def micro() -> dict[str, float | None]:
             1,
         ),
         "UsageSafeChunk(message=)": (lambda: UsageSafeChunk(message=message), 3000, 1),
-        "pydantic private attribute read (model._format)": (lambda: model._format, 20000, 1),
-        "the same via model.__pydantic_private__[...]": (
-            lambda: model.__pydantic_private__["_format"],  # type: ignore[index]
+        "pydantic private attribute read (model._runtime_state)": (
+            lambda: model._runtime_state,
             20000,
             1,
         ),
-        "ChatCustomLLM._wire()": (model._wire, 20000, 1),
-        "ChatCustomLLM._client()": (model._client, 20000, 1),
+        "the same via model.__pydantic_private__[...]": (
+            lambda: model.__pydantic_private__["_runtime_state"],  # type: ignore[index]
+            20000,
+            1,
+        ),
+        "ChatCustomLLM._runtime()": (model._runtime, 20000, 1),
         "tenacity Retrying loop, one attempt": (retry_loop, 2000, 1),
-        "ProviderClient._retrying() loop, one attempt": (ours_retry_loop, 2000, 1),
-        "ProviderClient._encode (json.dumps body)": (
-            lambda: provider._encode(prepared[0]),
+        "our tenacity policy loop, one attempt": (ours_retry_loop, 2000, 1),
+        "RequestEncoder.content (json.dumps body)": (
+            lambda: provider.encoder.content(prepared.request),
             3000,
             1,
         ),

@@ -62,14 +62,14 @@ def _layers(base_url: str, chunks: int) -> tuple[dict[str, Any], dict[str, Any],
     raw = bc.raw_httpx(base_url, chunks)
     raw_bytes = bc.raw_httpx_bytes(base_url, chunks)
     msgs: list[BaseMessage] = [HumanMessage(bc.PROMPT)]
-    client, fmt = model._client(), model._wire()
+    runtime = model._runtime()
+    client, fmt = runtime.client, runtime.wire
 
     def prep(stream: bool) -> tuple[Any, Any, dict[str, Any]]:
-        # (request, assembler, extra keyword arguments for iter_pieces) across versions of
-        # the private _prepare: it may return a third "whole" flag.
+        # (request, assembler, extra keyword arguments for iter_pieces) from the private
+        # _prepare, whose answer also says whether to fetch a whole answer.
         prepared = model._prepare(msgs, None, {}, stream=stream)
-        extra = {"whole": prepared[2]} if len(prepared) > 2 else {}
-        return prepared[0], prepared[1], extra
+        return prepared.request, prepared.assembler, {"whole": prepared.whole}
 
     def send() -> Any:
         request, _, _ = prep(False)
@@ -77,7 +77,7 @@ def _layers(base_url: str, chunks: int) -> tuple[dict[str, Any], dict[str, Any],
 
     def complete_() -> Any:
         request, assembler, _ = prep(False)
-        return complete(client, request, fmt, assembler, chat=True)
+        return complete(runtime, request, assembler, chat=True)
 
     def events() -> int:
         request, _, _ = prep(True)
@@ -85,13 +85,13 @@ def _layers(base_url: str, chunks: int) -> tuple[dict[str, Any], dict[str, Any],
 
     def pieces() -> int:
         request, assembler, extra = prep(True)
-        return sum(1 for _ in iter_pieces(client, request, fmt, assembler, chat=True, **extra))
+        return sum(1 for _ in iter_pieces(runtime, request, assembler, chat=True, **extra))
 
     def chunks_() -> int:
         request, assembler, extra = prep(True)
         return sum(
             1
-            for p in iter_pieces(client, request, fmt, assembler, chat=True, **extra)
+            for p in iter_pieces(runtime, request, assembler, chat=True, **extra)
             if piece_to_chat_chunk(p) is not None
         )
 
@@ -230,7 +230,7 @@ async def time_async_layers(
             "calls": _calls(pr) / chunks,
         }
     await raw.aclose()
-    await model._client().aclose()
+    await model.aclose()
     return out
 
 

@@ -75,7 +75,7 @@ async def concurrency_probe(base_url: str, delay_ms: int, calls: int) -> dict[st
             out[name] = {"wall_s": wall, **stats}
     for model in models.values():
         if hasattr(model, "_client") and callable(model._client):
-            await model._client().aclose()
+            await model.aclose()
     return out
 
 
