@@ -28,10 +28,14 @@ demo: server
 	CUSTOMLLM_BASE_URL=http://127.0.0.1:$(PORT)/v1 $(PY) examples/demo.py
 	@echo "The server keeps running on 127.0.0.1:$(PORT); 'make stop-server' stops it."
 
+## A ResourceWarning (an unclosed socket, client or process) fails the test that left it, also
+## when it surfaces in a finalizer (pytest reports those as unraisable-exception warnings).
+LEAKS_FAIL := -W error::ResourceWarning -W error::pytest.PytestUnraisableExceptionWarning
+
 ## Unit tests: no network at all (TCP sockets disabled, loopback included; asyncio needs its
 ## own unix socketpair, which is allowed).
 unit: setup
-	$(PYTEST) tests/unit_tests --disable-socket --allow-unix-socket --benchmark-disable -q -W error::ResourceWarning
+	$(PYTEST) tests/unit_tests --disable-socket --allow-unix-socket --benchmark-disable -q $(LEAKS_FAIL)
 
 ## Integration tests against a real llama.cpp server the tests start on loopback.
 ## The real-server matrix (marked `matrix`) is left to `make matrix`.
@@ -48,7 +52,7 @@ matrix: setup
 ## Fault injection: a scripted misbehaving server on loopback, every fault x call path.
 ## Unit and fault suites turn any ResourceWarning (an unclosed socket or client) into an error.
 faults: setup
-	$(PYTEST) tests/fault_tests --allow-hosts=127.0.0.1 -q -W error::ResourceWarning
+	$(PYTEST) tests/fault_tests --allow-hosts=127.0.0.1 -q $(LEAKS_FAIL)
 
 test: unit integration faults docs-test
 

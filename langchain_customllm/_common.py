@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 from langchain_core.language_models import LangSmithParams
@@ -165,8 +165,10 @@ class CustomLLMFields(ModelValue):
     streaming: bool = False
     """Use the streaming endpoint even for ``invoke`` (tokens reach callbacks as they come)."""
 
-    logprobs: bool | None = None
-    """Ask for token log-probabilities (in ``response_metadata["logprobs"]``)."""
+    logprobs: bool | Annotated[int, Field(ge=0)] | None = None
+    """Ask for token log-probabilities (in ``response_metadata["logprobs"]``): True; for the
+    text endpoint (``CustomLLM``), OpenAI's legacy count of alternatives per token
+    (``logprobs=2``) is accepted too."""
 
     top_logprobs: int | None = Field(default=None, ge=0)
     """How many alternatives per token to return with ``logprobs`` (0 or more)."""

@@ -131,16 +131,23 @@ def stop_process_group(
             os.killpg(pgid, sig)
         except ProcessLookupError:
             break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if process is not None:
-                process.poll()  # reaps the leader so it does not linger as a zombie
-            if not _group_alive(pgid):
-                return
-            time.sleep(0.1)
+        if _gone_within(pgid, process, wait):
+            break
+    # Reap the leader in every case: a Popen dropped unreaped warns that it still runs.
     if process is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=1.0)
+
+
+def _gone_within(pgid: int, process: subprocess.Popen[bytes] | None, wait: float) -> bool:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if process is not None:
+            process.poll()  # reaps the leader so it does not linger as a zombie
+        if not _group_alive(pgid):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def spawn_group(

@@ -55,7 +55,8 @@ class GenerationParams:
         tools: Tool definitions in OpenAI's function format (already adapted).
         tool_choice: The tool choice, already spelled for this server, or None.
         response_format: A structured-output request, already spelled for this server.
-        logprobs: Ask for token log-probabilities.
+        logprobs: Ask for token log-probabilities (True; an int is the text endpoint's
+            legacy count of alternatives per token).
         top_logprobs: How many alternatives per token, with ``logprobs``.
     """
 
@@ -70,7 +71,7 @@ class GenerationParams:
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: Any = None
     response_format: dict[str, Any] | None = None
-    logprobs: bool | None = None
+    logprobs: bool | int | None = None
     top_logprobs: int | None = None
 
 

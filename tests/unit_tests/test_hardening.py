@@ -243,6 +243,16 @@ def test_bad_per_call_values_are_refused_before_sending(
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_the_text_endpoints_legacy_logprobs_count_is_validated(wire: Wire, method: str) -> None:
+    model = CustomLLM(model="m", base_url="https://x.test/v1")
+    call(model, method, logprobs=2)  # OpenAI's legacy count of alternatives per token
+    assert wire.sent[-1].body["logprobs"] == 2
+    with pytest.raises(ConfigurationError, match="logprobs"):
+        call(model, method, logprobs=-1)
+    assert len(wire.sent) == 1
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_an_empty_message_list_is_refused(server: FakeServer, method: str) -> None:
     with pytest.raises(ConfigurationError, match="No messages to send"):
         call(server.chat(), method, [])
