@@ -120,7 +120,7 @@ def _layers(base_url: str, chunks: int) -> tuple[dict[str, Any], dict[str, Any],
     def cleanup() -> None:
         raw.close()
         raw_bytes.close()
-        client.close()
+        model.close()
 
     return invoke, stream, cleanup
 
