@@ -17,12 +17,14 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from langchain_customllm._exceptions import CustomLLMError
+from langchain_customllm._exceptions import ConfigurationError, CustomLLMError
 
 __all__ = [
     "MASK",
     "Redactor",
     "build_headers",
+    "check_header",
+    "check_key",
     "is_secret_header",
     "mask_headers",
     "warn_if_cleartext",
@@ -38,6 +40,48 @@ _USER_AGENT = "langchain-customllm/0.1"
 # Parts of header names that mark a credential; matched case-insensitively anywhere in the
 # name, so x-litellm-api-key, Proxy-Authorization and X-Auth-Token are all caught.
 _SECRET_PARTS = ("auth", "key", "token", "secret", "cookie", "password", "credential")
+
+
+# RFC 9110 token characters: what a header name (and an auth scheme) may hold.
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _clean_value(value: str) -> bool:
+    # Visible ASCII and inner spaces only: httpx would fail to encode anything else, and h11
+    # refuses CR, LF and surrounding whitespace, quoting the value (a secret) as it does.
+    return value == value.strip() and all(" " <= c <= "~" or c == "\t" for c in value)
+
+
+def check_header(name: str, value: str, what: str = "header") -> None:
+    """Refuse a header HTTP cannot carry, without ever quoting its value.
+
+    Raises:
+        ConfigurationError: Naming the header and what is wrong with it.
+    """
+    if not name or not set(name) <= _TOKEN:
+        raise ConfigurationError(f"{what} name {name!r} is not a valid HTTP header name")
+    if not _clean_value(value):
+        raise ConfigurationError(
+            f"{what} {name!r} has a value HTTP headers cannot carry (not ASCII, a line break, "
+            "or spaces around it); strip it, or encode it (base64, percent-encoding)"
+        )
+
+
+def check_key(api_key: SecretStr | None, header: str, scheme: str | None) -> None:
+    """Refuse a key, its header or its scheme that could not be sent (value never quoted).
+
+    Raises:
+        ConfigurationError: Saying which part is wrong; a key read from a file often ends
+            with a newline.
+    """
+    check_header(header, "x", "api_key_header")
+    if scheme is not None and (not scheme or not set(scheme) <= _TOKEN):
+        raise ConfigurationError(f"api_key_scheme {scheme!r} is not a valid HTTP auth scheme")
+    if api_key is not None and not _clean_value(api_key.get_secret_value()):
+        raise ConfigurationError(
+            "api_key has characters HTTP headers cannot carry (not ASCII, a line break, or "
+            "spaces around it; a key read from a file often ends with a newline): strip it"
+        )
 
 
 def is_secret_header(name: str, secret_headers: Collection[str] = ()) -> bool:

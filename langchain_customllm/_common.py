@@ -20,7 +20,7 @@ from pydantic import (
 )
 from typing_extensions import Self
 
-from langchain_customllm._auth import mask_headers
+from langchain_customllm._auth import check_header, check_key, mask_headers
 from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._params import check_call_values
 from langchain_customllm._runtime import Runtime
@@ -210,6 +210,12 @@ class CustomLLMFields(ModelValue):
                 "base_url must be an http:// or https:// URL with a host "
                 "(e.g. http://127.0.0.1:8000/v1)"
             )
+        if parsed.userinfo:
+            # It would be quoted in every error, log line and trace: not a place for secrets.
+            raise ConfigurationError(
+                "base_url holds credentials (user:password@); pass them as api_key or in "
+                "default_headers, which are kept secret"
+            )
         return url
 
     @model_validator(mode="before")
@@ -220,14 +226,15 @@ class CustomLLMFields(ModelValue):
     @field_validator("default_headers")
     @classmethod
     def _check_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        # httpx sends header names and values as ASCII: say which one is not, here.
+        # Refused here, not by httpx at call time with the value (a secret) in its message.
         for name, text in (value or {}).items():
-            if not (name.isascii() and text.isascii()):
-                raise ConfigurationError(
-                    f"header {name!r} is not ASCII text (HTTP headers are); encode the value, "
-                    "e.g. with base64 or percent-encoding"
-                )
+            check_header(name, text, "default_headers")
         return value
+
+    @model_validator(mode="after")
+    def _check_key(self) -> Self:
+        check_key(self.api_key, self.api_key_header, self.api_key_scheme)
+        return self
 
     @classmethod
     def is_lc_serializable(cls) -> bool:

@@ -131,6 +131,11 @@ def _environment_mounts(
     }
 
 
+def _close_all(clients: list[httpx.Client]) -> None:
+    for client in clients:
+        client.close()
+
+
 class HttpPools:
     """The clients of one configuration (see the module docstring).
 
@@ -160,6 +165,10 @@ class HttpPools:
         self.user_client = http_client
         self.user_async_client = http_async_client
         self._sync: httpx.Client | None = None
+        # One finalizer for the pools' life: it closes whatever sync client they hold then
+        # (pools dropped with their model, or left at exit).
+        self._held: list[httpx.Client] = []
+        weakref.finalize(self, _close_all, self._held)
         self._async: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
         ] = weakref.WeakKeyDictionary()
@@ -188,8 +197,7 @@ class HttpPools:
                             verify=self._ssl(),
                         )
                     )
-                    # Pools dropped with their model (or left at exit) close their sockets.
-                    weakref.finalize(self, self._sync.close)
+                    self._held[:] = [self._sync]
                 client = self._sync
         return client
 
@@ -222,6 +230,7 @@ class HttpPools:
         """Close the pooled sync client (a user-provided one is left open)."""
         with self._lock:
             client, self._sync = self._sync, None
+            self._held.clear()
         if client is not None:
             client.close()
 

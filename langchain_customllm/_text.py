@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,8 @@ def did_you_mean(value: str, known: Collection[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+# Credentials in a URL (scheme://user:password@host) are masked where an input is quoted.
+_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]*@")
 # Inputs short enough to quote after the message ("(got -1)").
 _QUOTED_TYPES = (int, float, str, bool, type(None))
 
@@ -82,7 +85,8 @@ def problems(
             and len(repr(value)) <= 80
         )
         text = f"{'.'.join(loc) or top}: {message}" if loc or top else message
-        found.append((name, f"{text} (got {value!r})" if quoted else text))
+        shown = _URL_CREDENTIALS.sub(r"\1***@", repr(value)) if quoted else ""
+        found.append((name, f"{text} (got {shown})" if quoted else text))
     return found
 
 

@@ -27,12 +27,13 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, PrivateAttr, ValidationError, model_validator
 from typing_extensions import Self
 
-from langchain_customllm._runtime import Runtime
+from langchain_customllm._runtime import Runtime, RuntimeSettings
 from langchain_customllm._settings import settings_error
 
 __all__ = ["ModelValue"]
 
-_BUILD_LOCK = threading.Lock()
+# Reentrant: a change validates under it, and its validators may read the runtime.
+_BUILD_LOCK = threading.RLock()
 
 
 class ModelValue(BaseModel):
@@ -40,8 +41,10 @@ class ModelValue(BaseModel):
 
     _runtime_state: Runtime | None = PrivateAttr(default=None)
 
-    # Settings validated on assignment, and user objects shared by copies, never pickled.
+    # Settings validated on assignment; those a runtime is built from (a change rebuilds it);
+    # user objects shared by copies, never pickled.
     _settings: ClassVar[frozenset[str]] = frozenset()
+    _runtime_settings: ClassVar[frozenset[str]] = frozenset(RuntimeSettings.__annotations__)
     _user_objects: ClassVar[tuple[str, ...]] = ("http_client", "http_async_client")
 
     def __init__(self, **data: Any) -> None:
@@ -77,24 +80,28 @@ class ModelValue(BaseModel):
         if name not in self._settings:
             super().__setattr__(name, value)
             return
-        profile_was_derived = self._profile_is_derived()
         private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
-        runtime = private["_runtime_state"]
-        before = (dict(self.__dict__), set(self.__pydantic_fields_set__))
-        private["_runtime_state"] = None  # the validators build the new settings' one
-        try:
-            self.__pydantic_validator__.validate_assignment(self, name, value)
-        except ValidationError as exc:
-            # A model-level check (the runtime's) fails after the field was already set:
-            # put everything back, so a refused change changes nothing.
-            self.__dict__.clear()
-            self.__dict__.update(before[0])
-            self.__pydantic_fields_set__.clear()
-            self.__pydantic_fields_set__.update(before[1])
-            private["_runtime_state"] = runtime
-            raise settings_error(exc, type(self).model_fields) from None
-        if profile_was_derived:
-            self.__dict__["profile"] = self._derived_profile()
+        # Under the build lock: a call starting meanwhile waits for the new runtime instead
+        # of building one from the settings being replaced.
+        with _BUILD_LOCK:
+            profile_was_derived = self._profile_is_derived()
+            runtime = private["_runtime_state"]
+            before = dict(self.__dict__), set(self.__pydantic_fields_set__)
+            if name in self._runtime_settings:
+                private["_runtime_state"] = None  # the validators build the new one
+            try:
+                self.__pydantic_validator__.validate_assignment(self, name, value)
+            except ValidationError as exc:
+                # A model-level check (the runtime's) fails after the field was already
+                # set: put back what changed, so a refused change changes nothing.
+                for key, old in before[0].items():
+                    if self.__dict__.get(key) is not old:
+                        self.__dict__[key] = old
+                self.__pydantic_fields_set__.intersection_update(before[1])
+                private["_runtime_state"] = runtime
+                raise settings_error(exc, type(self).model_fields) from None
+            if profile_was_derived:
+                self.__dict__["profile"] = self._derived_profile()
 
     def _derived_profile(self) -> Any:
         return None
