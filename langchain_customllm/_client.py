@@ -138,15 +138,15 @@ class ProviderClient:
 
     def send(self, request: WireRequest, describe: Describe = None) -> Any:
         """POST a request and return the decoded JSON answer, retrying per policy."""
-        client = self.pools.sync()
-        target, url, content, options = self._prepare(
-            request, stream=False, user=client is self.pools.user_client
-        )
+        user = self.pools.user_client is not None
+        target, url, content, options = self._prepare(request, stream=False, user=user)
 
         def attempt_once() -> Any:
             try:
+                # The client of this attempt: close() may have replaced it since the last.
+                client = self.pools.sync()
                 response = client.request(request.method, target, content=content, **options)
-            except (httpx.HTTPError, UnicodeEncodeError) as exc:
+            except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
                 raise send_error(exc, url) from exc
             self._check(response, response.content, describe)
             return decode_json(response.content, url)
@@ -160,15 +160,14 @@ class ProviderClient:
 
     async def asend(self, request: WireRequest, describe: Describe = None) -> Any:
         """Async twin of `send`."""
-        client = self.pools.async_()
-        target, url, content, options = self._prepare(
-            request, stream=False, user=client is self.pools.user_async_client
-        )
+        user = self.pools.user_async_client is not None
+        target, url, content, options = self._prepare(request, stream=False, user=user)
 
         async def attempt_once() -> Any:
             try:
+                client = self.pools.async_()
                 response = await client.request(request.method, target, content=content, **options)
-            except (httpx.HTTPError, UnicodeEncodeError) as exc:
+            except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
                 raise send_error(exc, url) from exc
             self._check(response, response.content, describe)
             return decode_json(response.content, url)
@@ -194,18 +193,17 @@ class ProviderClient:
         connection. ``info``, if given, receives the ``request_id`` once the stream opens,
         so errors raised later (by the caller's parsing, too) can name it.
         """
-        client = self.pools.sync()
-        target, url, content, options = self._prepare(
-            request, stream=True, user=client is self.pools.user_client
-        )
+        user = self.pools.user_client is not None
+        target, url, content, options = self._prepare(request, stream=True, user=user)
 
         def open_once() -> httpx.Response:
             try:
+                client = self.pools.sync()
                 response = client.send(
                     client.build_request(request.method, target, content=content, **options),
                     stream=True,
                 )
-            except (httpx.HTTPError, UnicodeEncodeError) as exc:
+            except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
                 raise send_error(exc, url) from exc
             if response.status_code >= 400:
                 try:
@@ -248,18 +246,17 @@ class ProviderClient:
         info: dict[str, Any] | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Async twin of `stream`."""
-        client = self.pools.async_()
-        target, url, content, options = self._prepare(
-            request, stream=True, user=client is self.pools.user_async_client
-        )
+        user = self.pools.user_async_client is not None
+        target, url, content, options = self._prepare(request, stream=True, user=user)
 
         async def open_once() -> httpx.Response:
             try:
+                client = self.pools.async_()
                 response = await client.send(
                     client.build_request(request.method, target, content=content, **options),
                     stream=True,
                 )
-            except (httpx.HTTPError, UnicodeEncodeError) as exc:
+            except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
                 raise send_error(exc, url) from exc
             if response.status_code >= 400:
                 try:

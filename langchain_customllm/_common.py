@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import httpx
 from langchain_core.language_models import LangSmithParams
@@ -75,6 +75,9 @@ class CustomLLMFields(ModelValue):
     """
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+
+    # The ``type`` values of a models.yaml entry this class builds.
+    _config_types: ClassVar[tuple[str, ...]] = ()
 
     model: str = Field(alias="model_name")
     """Model name sent to the server (``--model_alias`` / ``--served-model-name``)."""
@@ -278,6 +281,12 @@ class CustomLLMFields(ModelValue):
         name, spec, keys = select_entry(config, name)
         if not isinstance(spec, Mapping):
             raise ConfigurationError(f"{config.where(*keys)}expected a mapping of settings")
+        kind = spec.get("type")
+        if kind is not None and kind not in cls._config_types:
+            raise ConfigurationError(
+                f"{config.where(*keys, 'type')}model {name!r} is of type {kind!r}, not a "
+                f"{cls.__name__}: build it with load_models() or the other class"
+            )
         settings = {k: v for k, v in spec.items() if k != "type"}
         return construct(cls, name or cls.__name__, settings, config, keys)
 

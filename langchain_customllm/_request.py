@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from langchain_customllm._exceptions import (
+    APIConnectionError,
     CustomLLMError,
     ResponseError,
     StreamTimeoutError,
@@ -117,11 +118,12 @@ def decode_json(content: bytes, url: str) -> Any:
 def not_a_stream_error(headers: httpx.Headers, content: bytes, url: str) -> ResponseError:
     """A stream request answered with a page or a JSON object instead of a stream."""
     kind = headers.get("content-type", "no content type")
-    detail = error_detail(decode_body(content)) or "(empty body)"
+    body = decode_body(content)
+    detail = error_detail(body) or "(empty body)"
     return ResponseError(
         f"The server at {url} answered a stream request with {kind} instead of a stream: "
         f"{detail} -- is base_url right, and does this endpoint stream?",
-        body=decode_body(content),
+        body=body,
         request_id=request_id_of(headers),
     )
 
@@ -137,8 +139,17 @@ def body_read_error(exc: httpx.HTTPError, url: str, limit: float | None) -> Cust
     return error_from_httpx(exc, url)
 
 
-def send_error(exc: httpx.HTTPError | UnicodeEncodeError, url: str) -> CustomLLMError:
+def send_error(
+    exc: httpx.HTTPError | UnicodeEncodeError | RuntimeError, url: str
+) -> CustomLLMError:
     """What a failure to send a request (or to get its answer's head) means."""
+    if isinstance(exc, RuntimeError):
+        # httpx refuses to send through a client that close()/aclose() closed meanwhile;
+        # a retry takes the model's new client.
+        return APIConnectionError(
+            f"Could not send to {url}: the model's connections were closed (close() or "
+            f"aclose()) while this call was starting ({exc})"
+        )
     if isinstance(exc, UnicodeEncodeError):
         # httpx sends headers as ASCII; our own are checked when the model is built, so
         # this is a cookie the server set (Set-Cookie) that cannot go back. Not retried:

@@ -28,6 +28,7 @@ __all__ = [
     "ConfigFile",
     "construct",
     "entry_settings",
+    "located",
     "read_config",
     "select_entry",
     "settings_error",
@@ -36,6 +37,15 @@ __all__ = [
 # Settings whose values are never echoed in an error message.
 _SECRET_SETTINGS = frozenset({"api_key", "default_headers"})
 _M = TypeVar("_M")
+
+
+def located(exc: ConfigurationError) -> ConfigurationError:
+    """The error with its setting named in front, as a validation failure would show it."""
+    if not exc.setting or exc.message.startswith(f"{exc.setting}: "):
+        return exc
+    error = ConfigurationError(f"{exc.setting}: {exc.message}")
+    error.setting = exc.setting
+    return error
 
 
 def settings_error(exc: ValidationError, fields: Mapping[str, FieldInfo]) -> ConfigurationError:
@@ -114,7 +124,11 @@ def read_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> ConfigFil
             data = yaml.safe_load(text)
             lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
         except yaml.YAMLError as exc:
-            raise ConfigurationError(f"{path} is not valid YAML: {exc}") from None
+            # The parser's own text quotes the offending line, which may hold a key.
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise ConfigurationError(f"{where}: not valid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigurationError(
             f"{path}: expected a mapping at the top, got {type(data).__name__}"

@@ -27,13 +27,16 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, PrivateAttr, ValidationError, model_validator
 from typing_extensions import Self
 
+from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._runtime import Runtime, RuntimeSettings
-from langchain_customllm._settings import settings_error
+from langchain_customllm._settings import located, settings_error
 
 __all__ = ["ModelValue"]
 
 # Reentrant: a change validates under it, and its validators may read the runtime.
 _BUILD_LOCK = threading.RLock()
+# The runtime while a change is being applied: validators do not build one, calls wait.
+_DEFERRED: Any = object()
 
 
 class ModelValue(BaseModel):
@@ -67,11 +70,13 @@ class ModelValue(BaseModel):
         """The runtime of the current settings, built on first use after a copy or unpickle."""
         private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
         runtime: Runtime | None = private["_runtime_state"]
-        if runtime is None:
-            with _BUILD_LOCK:
+        if runtime is None or runtime is _DEFERRED:
+            with _BUILD_LOCK:  # waits out a change in progress on another thread
                 runtime = private["_runtime_state"]
                 if runtime is None:
                     runtime = private["_runtime_state"] = Runtime.build(self)  # type: ignore[arg-type]
+                elif runtime is _DEFERRED:  # asked by this thread's own change: not kept
+                    runtime = Runtime.build(self)  # type: ignore[arg-type]
         return runtime
 
     # ----------------------------------------------------------------- changes
@@ -80,6 +85,15 @@ class ModelValue(BaseModel):
         if name not in self._settings:
             super().__setattr__(name, value)
             return
+        self._change({name: value})
+
+    def _change(self, changes: Mapping[str, Any]) -> None:
+        """Apply changes as the constructor validates settings; all or nothing.
+
+        The runtime is rebuilt once, after every change is in, and only if a setting it is
+        built from changed (``llm.temperature = 0`` keeps the warm pools), so settings that
+        are checked together (``verify`` and ``cert``) may change in any order.
+        """
         private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
         # Under the build lock: a call starting meanwhile waits for the new runtime instead
         # of building one from the settings being replaced.
@@ -87,19 +101,25 @@ class ModelValue(BaseModel):
             profile_was_derived = self._profile_is_derived()
             runtime = private["_runtime_state"]
             before = dict(self.__dict__), set(self.__pydantic_fields_set__)
-            if name in self._runtime_settings:
-                private["_runtime_state"] = None  # the validators build the new one
+            private["_runtime_state"] = _DEFERRED  # the validators leave it to us
             try:
-                self.__pydantic_validator__.validate_assignment(self, name, value)
-            except ValidationError as exc:
-                # A model-level check (the runtime's) fails after the field was already
-                # set: put back what changed, so a refused change changes nothing.
+                for name, value in changes.items():
+                    if name in self._settings:
+                        self.__pydantic_validator__.validate_assignment(self, name, value)
+                    else:
+                        super().__setattr__(name, value)
+                rebuild = not self._runtime_settings.isdisjoint(changes)
+                private["_runtime_state"] = Runtime.build(self) if rebuild else runtime  # type: ignore[arg-type]
+            except (ValidationError, ConfigurationError) as exc:
+                # Put back what changed, so a refused change changes nothing.
                 for key, old in before[0].items():
                     if self.__dict__.get(key) is not old:
                         self.__dict__[key] = old
                 self.__pydantic_fields_set__.intersection_update(before[1])
                 private["_runtime_state"] = runtime
-                raise settings_error(exc, type(self).model_fields) from None
+                if isinstance(exc, ValidationError):
+                    raise settings_error(exc, type(self).model_fields) from None
+                raise located(exc) from None
             if profile_was_derived:
                 self.__dict__["profile"] = self._derived_profile()
 
@@ -111,10 +131,10 @@ class ModelValue(BaseModel):
         return "profile" in self.__dict__ and self.__dict__["profile"] == self._derived_profile()
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
-        """A copy with its own runtime; ``update`` is validated like a reassignment."""
+        """A copy with its own runtime; ``update`` is validated as one reassignment."""
         copied = super().model_copy(deep=deep)
-        for name, value in (update or {}).items():
-            setattr(copied, name, value)
+        if update:
+            copied._change(update)
         return copied
 
     def __copy__(self) -> Self:

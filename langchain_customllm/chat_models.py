@@ -75,6 +75,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
 
     # langchain-core's base config ignores unknown settings; a typo must be an error instead.
     model_config = ConfigDict(extra="forbid")
+    _config_types = ("chat",)
 
     @property
     def _llm_type(self) -> str:
@@ -187,12 +188,16 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         runtime = self._runtime()
         params, include_stop = self._params(runtime, stop, kwargs)
         profile = runtime.profile
-        if not runtime.wire.supports_images and _has_images(messages):
+        # Looked for only where some image would be refused (a scan of every message).
+        images = not (runtime.wire.supports_images and profile.image_inputs) and _has_images(
+            messages
+        )
+        if images and not runtime.wire.supports_images:
             raise ConfigurationError(
                 f"wire_format {runtime.wire.name!r} cannot carry images, so they would be "
                 "lost; use the 'openai' or 'ollama' format for image input"
             )
-        if not profile.image_inputs and _has_images(messages):
+        if images and not profile.image_inputs:
             raise ConfigurationError(
                 f"server_profile {profile.name!r} says this server ignores images, so they "
                 "would be lost; use a server with image input, or "

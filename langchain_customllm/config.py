@@ -43,10 +43,9 @@ from langchain_customllm.llms import CustomLLM
 
 __all__ = ["build_model", "load_models"]
 
+# The classes say which ``type`` values they build (``from_config`` checks the same).
 _TYPES: dict[str, type[ChatCustomLLM] | type[CustomLLM]] = {
-    "chat": ChatCustomLLM,
-    "llm": CustomLLM,
-    "text": CustomLLM,
+    kind: cls for cls in (ChatCustomLLM, CustomLLM) for kind in cls._config_types
 }
 
 

@@ -55,6 +55,7 @@ class CustomLLM(CustomLLMFields, LLM):
 
     # langchain-core's base config ignores unknown settings; a typo must be an error instead.
     model_config = ConfigDict(extra="forbid")
+    _config_types = ("llm", "text")
 
     @property
     def _llm_type(self) -> str:

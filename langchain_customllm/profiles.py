@@ -12,15 +12,17 @@ projector). ``customllm probe`` measures a server and prints the profile that fi
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from langchain_core.language_models.model_profile import ModelProfile
+from pydantic import TypeAdapter, ValidationError
 
 from langchain_customllm._exceptions import ConfigurationError
-from langchain_customllm._text import did_you_mean
+from langchain_customllm._text import did_you_mean, validation_problems
 
 if TYPE_CHECKING:
     from langchain_customllm.formats.base import WireFormat
@@ -149,8 +151,16 @@ def get_profile(spec: str | ServerProfile | Mapping[str, Any] | None) -> ServerP
                 f"known: {', '.join(sorted(PROFILES))}"
             )
         return profile
+    if not isinstance(spec, Mapping):
+        raise ConfigurationError(
+            "server_profile must be a name, a ServerProfile or a mapping, "
+            f"got {type(spec).__name__}"
+        )
     overrides = dict(spec)
-    base = get_profile(overrides.pop("base", "generic"))
+    base_name = overrides.pop("base", "generic")
+    if not isinstance(base_name, (str, ServerProfile)):
+        raise ConfigurationError(f"server_profile base must be a profile name, got {base_name!r}")
+    base = get_profile(base_name)
     known = {f.name for f in fields(ServerProfile)}
     unknown = set(overrides) - known
     if unknown:
@@ -158,7 +168,15 @@ def get_profile(spec: str | ServerProfile | Mapping[str, Any] | None) -> ServerP
             f"server_profile: unknown fields {sorted(unknown)}; known: {sorted(known)}"
         )
     overrides.setdefault("name", f"{base.name}+custom")
-    return replace(base, **overrides)
+    try:  # each override of the type its field declares, as if written in the class
+        return _profile_adapter().validate_python({**asdict(base), **overrides})
+    except ValidationError as exc:
+        raise ConfigurationError(f"server_profile: {validation_problems(exc, 'profile')}") from None
+
+
+@functools.cache
+def _profile_adapter() -> TypeAdapter[ServerProfile]:
+    return TypeAdapter(ServerProfile)
 
 
 def _tool_name(tool: Mapping[str, Any]) -> str | None:

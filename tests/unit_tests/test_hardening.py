@@ -188,6 +188,11 @@ BAD_SETTINGS = [
     ({"temperature": "hot"}, r"temperature: Input should be a valid number.*\(got 'hot'\)"),
     ({"top_p": 1.5}, r"top_p: Input should be less than or equal to 1"),
     ({"max_retries": -1}, r"max_retries: Input should be greater than or equal to 0"),
+    ({"server_profile": {"base": 123}}, r"server_profile base must be a profile name"),
+    (
+        {"server_profile": {"context_window": "abc"}},
+        r"server_profile: context_window: Input should be a valid integer",
+    ),
     ({"temprature": 1}, r"temprature: unknown setting \(did you mean 'temperature'\?\)"),
 ]
 
@@ -376,6 +381,14 @@ def test_config_errors_name_file_line_and_near_misses(tmp_path: Path) -> None:
         ConfigurationError, match=r":4: model 'a': .*'custm'.*did you mean 'custom'"
     ):
         load_models(path)
+    path.write_text(f"models:\n  a:\n    api_key: {GATEWAY_KEY}: x\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r":3: not valid YAML") as info:
+        load_models(path)
+    assert GATEWAY_KEY not in str(info.value)  # the parser's own text quotes the line
+    path.write_text("models:\n  a:\n    model: m\n    type: llm\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r":4: model 'a' is of type 'llm', not a Chat"):
+        ChatCustomLLM.from_config(path)
+    assert CustomLLM.from_config(path).model == "m"
     with pytest.raises(ConfigurationError) as info:
         ChatCustomLLM.from_config(path, name="aa")
     assert "did you mean 'a'" in str(info.value)

@@ -255,3 +255,56 @@ def test_an_async_pool_closes_with_its_event_loop(wire: Wire, cls: type) -> None
 
     asyncio.run(run())  # asyncio.run shuts the loop's async generators down
     assert seen[0].is_closed
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("cls", CLASSES)
+def test_a_close_between_attempts_is_not_an_untyped_error(
+    wire: Wire, cls: type, method: str
+) -> None:
+    # close() while a call waits to retry: the retry takes the model's new client.
+    model = cls(model="m", base_url="https://one.test/v1", max_retries=1)
+    answer, calls = wire.answer, []
+
+    def busy_then_fine(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            model.close()  # the sync pool closes; the async one goes with its loop
+            return httpx.Response(503, json={"error": "busy"})
+        return answer(request)
+
+    wire.answer = busy_then_fine
+    model._runtime().client.sleep = lambda seconds: None
+
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    model._runtime().client.asleep = no_wait
+    call(model, method)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_a_setting_outside_the_runtime_keeps_the_warm_pools(wire: Wire, cls: type) -> None:
+    model = used(cls)
+    runtime = model._runtime()
+    model.temperature = 0.2
+    assert model._runtime() is runtime
+    call(model, "invoke")
+    assert wire.sent[-1].body["temperature"] == 0.2
+    model.base_url = "https://two.test/v1"
+    assert model._runtime() is not runtime
+
+
+@pytest.mark.parametrize("order", [["verify", "cert"], ["cert", "verify"]])
+def test_model_copy_applies_its_update_as_one_change(tmp_path: Any, order: list[str]) -> None:
+    trustme = pytest.importorskip("trustme", reason="trustme generates throwaway certificates")
+    ca = trustme.CA()
+    bundle, pem = tmp_path / "ca.pem", tmp_path / "client.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    ca.issue_cert("client.test").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    mtls = ChatCustomLLM(model="m", verify=str(bundle), cert=str(pem))
+    # verify=False with the old cert would be refused; together with cert=None it is fine.
+    plain = mtls.model_copy(update={name: {"verify": False, "cert": None}[name] for name in order})
+    assert (plain.verify, plain.cert) == (False, None)
+    assert plain._runtime().client.pools._ssl() is False
