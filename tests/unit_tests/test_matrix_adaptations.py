@@ -26,6 +26,7 @@ from langchain_customllm.formats.base import ParsedChunk, ToolCallPiece
 from langchain_customllm.probe.checks import run_probe
 from langchain_customllm.probe.payloads import TOOL_MAX_TOKENS
 from tests._calls import merge, run_invoke, run_stream
+from tests.unit_tests._probe_helpers import URL, VLLM, probe_sim, rows_by_key
 from tests.unit_tests.fakes import (
     KEY,
     FakeServer,
@@ -34,7 +35,6 @@ from tests.unit_tests.fakes import (
     completion_chunks,
     sse,
 )
-from tests.unit_tests.test_probe import URL, VLLM, probe_sim, rows_by_key
 
 WEATHER = {
     "type": "function",
