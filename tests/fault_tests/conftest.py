@@ -15,6 +15,9 @@ import pytest
 
 from tests.servers.faulty import FaultyServer
 
+# The matrix's checks and test body live there: keep pytest's detailed assert messages.
+pytest.register_assert_rewrite("tests.fault_tests._matrix")
+
 _HERE = pathlib.Path(__file__).parent
 
 
