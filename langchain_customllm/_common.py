@@ -22,7 +22,7 @@ from typing_extensions import Self
 
 from langchain_customllm._auth import check_header, check_key, mask_headers
 from langchain_customllm._exceptions import ConfigurationError
-from langchain_customllm._params import check_call_values
+from langchain_customllm._params import CALL_KEYS, check_call_values
 from langchain_customllm._runtime import Runtime
 from langchain_customllm._serde import HEADER_SECRETS, fold_header_secrets, write_kwargs
 from langchain_customllm._settings import construct, read_config, select_entry
@@ -39,16 +39,6 @@ __all__ = ["DEFAULT_BASE_URL", "CustomLLMFields"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8765/v1"
 """The embedded default: the local llama.cpp server that ``make demo`` starts."""
-
-# Per-call keyword arguments that map onto GenerationParams; everything else a caller passes
-# (except LangChain's own ``ls_*`` tracing hints) goes verbatim into the request body.
-_PARAM_KEYS = frozenset(
-    {
-        "model", "temperature", "max_tokens", "top_p", "seed", "stream_usage",
-        "tools", "tool_choice", "response_format", "logprobs", "top_logprobs",
-    }
-)  # fmt: skip
-_CALL_ONLY_KEYS = frozenset({"include_stop_sequence", "extra_body", "stream"})
 
 
 def _check_format_can(wire: WireFormat, *, tools: bool, response_format: bool) -> None:
@@ -309,7 +299,7 @@ class CustomLLMFields(ModelValue):
             if call_extra:
                 extra.update(call_extra)
             for key, value in kwargs.items():
-                if key in _PARAM_KEYS or key in _CALL_ONLY_KEYS or key.startswith("ls_"):
+                if key in CALL_KEYS or key.startswith("ls_"):
                     continue
                 extra[key] = value
             tools = tuple(kwargs.get("tools") or ())

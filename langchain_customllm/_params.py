@@ -15,13 +15,16 @@ from pydantic import TypeAdapter, ValidationError
 
 from langchain_customllm._exceptions import ConfigurationError
 
-__all__ = ["CHECKED_CALL_KEYS", "check_call_values"]
+__all__ = ["CALL_KEYS", "check_call_values"]
 
-# Per-call keyword arguments that override a setting of the same name.
-CHECKED_CALL_KEYS = frozenset(
+# Per-call keyword arguments the models read themselves; everything else a caller passes
+# (except LangChain's own ``ls_*`` tracing hints) goes verbatim into the request body. Those
+# that override a setting of the same name are validated as that setting is.
+CALL_KEYS = frozenset(
     {
         "model", "temperature", "max_tokens", "top_p", "seed", "stream_usage",
-        "logprobs", "top_logprobs", "include_stop_sequence",
+        "tools", "tool_choice", "response_format", "logprobs", "top_logprobs",
+        "include_stop_sequence", "extra_body", "stream",
     }
 )  # fmt: skip
 
@@ -41,7 +44,7 @@ def check_call_values(cls: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """
     checked: dict[str, Any] = {}
     problems: list[str] = []
-    for name in CHECKED_CALL_KEYS.intersection(kwargs):
+    for name in CALL_KEYS.intersection(kwargs, cls.model_fields):
         value = kwargs[name]
         try:
             checked[name] = _adapter(cls, name).validate_python(value)

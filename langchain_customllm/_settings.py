@@ -120,15 +120,20 @@ def read_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> ConfigFil
     else:
         import yaml  # only for files: PyYAML costs ~30 ms to import
 
+        # One parse: the node tree gives the line of each key, then the data (as safe_load).
+        loader = yaml.SafeLoader(text)
         try:
-            data = yaml.safe_load(text)
-            lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+            lines = _key_lines(node)
         except yaml.YAMLError as exc:
             # The parser's own text quotes the offending line, which may hold a key.
             mark = getattr(exc, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
             problem = getattr(exc, "problem", None) or type(exc).__name__
             raise ConfigurationError(f"{where}: not valid YAML: {problem}") from None
+        finally:
+            loader.dispose()
     if not isinstance(data, dict):
         raise ConfigurationError(
             f"{path}: expected a mapping at the top, got {type(data).__name__}"

@@ -256,6 +256,7 @@ def test_secret_inputs_are_never_quoted_in_errors() -> None:
         ({"temperature": "hot"}, r"temperature: Input should be a valid number"),
         ({"max_tokens": 0}, r"max_tokens: Input should be greater than or equal to 1"),
         ({"top_p": -0.1}, r"top_p: Input should be greater than or equal to 0"),
+        ({"extra_body": "x"}, r"extra_body: Input should be a valid dictionary"),
     ],
 )
 def test_bad_per_call_values_are_refused_before_sending(
