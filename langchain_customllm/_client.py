@@ -27,6 +27,7 @@ from langchain_customllm._exceptions import (
 )
 from langchain_customllm._framing import Framing, StreamEvent
 from langchain_customllm._http import HttpPools
+from langchain_customllm._json import loads
 from langchain_customllm._reader import EventReader, is_not_a_stream
 from langchain_customllm._request import (
     RequestEncoder,
@@ -38,12 +39,21 @@ from langchain_customllm._request import (
 from langchain_customllm._retry import aagain, again, apolicy, can_retry, policy
 from langchain_customllm.formats.base import WireRequest
 
-__all__ = ["ProviderClient"]
+__all__ = ["Answer", "ProviderClient"]
 
 # A wire format's hook to find the server's message in an error body.
 Describe = Callable[[Any], str | None] | None
+# A single answer, whatever its status: status, headers, JSON body (None if not JSON).
+Answer = tuple[int, httpx.Headers, Any]
 
 _T = TypeVar("_T")
+
+
+def _json_or_none(content: bytes) -> Any:
+    try:
+        return loads(content) if content else None
+    except ValueError:
+        return None
 
 
 def _with_id(error: CustomLLMError, request_id: str | None) -> CustomLLMError:
@@ -178,6 +188,41 @@ class ProviderClient:
             if not self._should_retry(error):
                 raise
             return await self._aagain(error, attempt_once)
+
+    def _once_options(
+        self, request: WireRequest, timeout: float, *, user: bool
+    ) -> tuple[httpx.URL, str, bytes, dict[str, Any]]:
+        target, url, content, options = self._prepare(request, stream=False, user=user)
+        options["timeout"] = httpx.Timeout(timeout)
+        return target, url, content, options
+
+    def once(self, request: WireRequest, timeout: float) -> Answer:
+        """Send a request once (no retries, ``timeout`` seconds) and return any answer.
+
+        For questions whose failure must not fail the caller (server detection): an error
+        status is returned, not raised; only not getting an answer raises.
+
+        Raises:
+            CustomLLMError: When no answer came (connection refused, timeout, ...).
+        """
+        user = self.pools.user_client is not None
+        target, url, content, options = self._once_options(request, timeout, user=user)
+        try:
+            response = self.pools.sync().request(request.method, target, content=content, **options)
+        except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
+            raise send_error(exc, url) from exc
+        return response.status_code, response.headers, _json_or_none(response.content)
+
+    async def aonce(self, request: WireRequest, timeout: float) -> Answer:
+        """Async twin of `once`."""
+        user = self.pools.user_async_client is not None
+        target, url, content, options = self._once_options(request, timeout, user=user)
+        try:
+            client = self.pools.async_()
+            response = await client.request(request.method, target, content=content, **options)
+        except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
+            raise send_error(exc, url) from exc
+        return response.status_code, response.headers, _json_or_none(response.content)
 
     def stream(
         self,

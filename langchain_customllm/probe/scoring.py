@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from langchain_customllm._detect import family_of
 from langchain_customllm.probe.records import Exchange, Facts, Row
 from langchain_customllm.profiles import PROFILES, ServerProfile, profile_dict
 
@@ -121,6 +122,8 @@ class ProbeReport:
 def guess_family(models: Exchange | None, headers: Mapping[str, str]) -> str | None:
     """Guess the server family from ``/models`` and response headers (a tie-breaker only).
 
+    The same decision a model makes when it detects its server (`_detect.family_of`).
+
     Args:
         models: The ``GET /models`` exchange, if any.
         headers: Headers of a chat answer (lower-cased names).
@@ -128,19 +131,9 @@ def guess_family(models: Exchange | None, headers: Mapping[str, str]) -> str | N
     Returns:
         A `PROFILES` name, or None.
     """
-    if any(name.startswith("x-litellm") for name in headers):
-        return "litellm"
     data = models.json() if models is not None else None
-    owners: set[str] = set()
-    if isinstance(data, dict) and isinstance(data.get("data"), list):
-        owners = {str(item.get("owned_by")) for item in data["data"] if isinstance(item, dict)}
-    if "vllm" in owners:
-        return "vllm"
-    if "library" in owners:  # Ollama's /v1/models
-        return "ollama"
-    if "me" in owners:  # llama-cpp-python's server
-        return "llamacpp"
-    return None
+    seen = {**(models.headers if models is not None else {}), **headers}
+    return family_of(data, seen)[0]
 
 
 def score_profiles(

@@ -1,6 +1,7 @@
 """The behavioural contract on three real servers: llama.cpp, vLLM and the LiteLLM gateway.
 
-- ``llamacpp``: llama-cpp-python 0.3.36's server (the session's own, ``scripts/local_server.py``);
+- ``llama-cpp-python``: llama-cpp-python 0.3.36's server (the session's own,
+  ``scripts/local_server.py``);
 - ``vllm``: vLLM 0.32 (CPU build) with the same model converted from the GGUF
   (``scripts/vllm_server.py``), requiring a key;
 - ``litellm``: the LiteLLM proxy 1.106.2 with a master key and no database, in front of its
@@ -43,10 +44,10 @@ WRONG_KEY = "sk-matrix-wrong-key-0123456789"
 
 # The proxy in front of llama.cpp, as `customllm probe` recommends: the backend's limits
 # (no json_schema, no "required", n ignored) plus the proxy's own estimated stream usage.
-LITELLM_PROFILE = {"base": "llamacpp", "stream_usage": True, "usage_estimated": True}
+LITELLM_PROFILE = {"base": "llama-cpp-python", "stream_usage": True, "usage_estimated": True}
 
 GAPS: dict[str, dict[str, str]] = {
-    "llamacpp": {
+    "llama-cpp-python": {
         "stream_usage": LLAMA_NO_STREAM_USAGE,
         "stream_usage_exact": LLAMA_NO_STREAM_USAGE,
         "unknown_model": "llama.cpp serves one model and answers any model name with 200",
@@ -102,8 +103,9 @@ def on(check: str, servers: Sequence[str] = SERVERS) -> list[ParameterSet]:
 @pytest.fixture
 def target(request: pytest.FixtureRequest) -> Target:
     name = str(request.param)
-    if name == "llamacpp":
-        return Target(name, request.getfixturevalue("base_url"), {"server_profile": "llamacpp"})
+    if name == "llama-cpp-python":
+        profile = {"server_profile": "llama-cpp-python"}
+        return Target(name, request.getfixturevalue("base_url"), profile)
     if name == "vllm":
         url = request.getfixturevalue("vllm_base_url")
         return Target(name, url, {"server_profile": "vllm", "api_key": VLLM_KEY})

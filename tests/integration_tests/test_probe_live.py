@@ -122,18 +122,18 @@ def test_cli_json_on_plain_server(plain_cli: dict[str, Any], base_url: str) -> N
     assert rows["image"]["result"] == "refused (500)"
     assert rows["content_parts"]["result"] == "refused"
     assert rows["error_malformed_json"]["result"] == "500"
-    assert plain_cli["best_profile"] == "llamacpp"
+    assert plain_cli["best_profile"] == "llama-cpp-python"
     assert plain_cli["overrides"] == {}
-    assert plain_cli["server_hint"] == "llamacpp"
+    assert plain_cli["server_hint"] == "llama-cpp-python"
     assert plain_cli["recommendation"] == (
-        f'ChatCustomLLM(base_url="{base_url}", model="{MODEL}", server_profile="llamacpp")'
+        f'ChatCustomLLM(base_url="{base_url}", model="{MODEL}", server_profile="llama-cpp-python")'
     )
 
 
 def test_in_process_agrees_with_cli(plain_report: ProbeReport, plain_cli: dict[str, Any]) -> None:
     _check_common(plain_report.facts)
     assert plain_report.best is not None
-    assert plain_report.best.name == "llamacpp"
+    assert plain_report.best.name == "llama-cpp-python"
     # Temperature 0 and a fixed seed: a second run measures the same facts.
     assert plain_report.facts == plain_cli["facts"]
 
@@ -150,7 +150,7 @@ def test_function_calling_server(fc_report: ProbeReport) -> None:
     assert rows["tools_stream_auto"].result == "empty body"
     assert rows["content_parts"].result == "garbled"  # the list's repr lands in the prompt
     assert fc_report.best is not None
-    assert fc_report.best.name == "llamacpp"
+    assert fc_report.best.name == "llama-cpp-python"
     assert fc_report.best.differences == {}
 
 

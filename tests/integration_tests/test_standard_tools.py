@@ -1,7 +1,7 @@
 """langchain-tests' integration suite with tools, structured output and JSON mode on.
 
 Against llama.cpp serving SmolLM2-135M with ``--chat_format chatml-function-calling``, under
-the ``llamacpp`` server profile (forced tools by name, ``json_object`` + ``schema``).
+the ``llama-cpp-python`` server profile (forced tools by name, ``json_object`` + ``schema``).
 llama.cpp's gaps are declared once, in _gaps.py.
 """
 
@@ -28,7 +28,7 @@ class TestChatCustomLLMTools(LlamaCppGaps, WithTools):
         return {
             "model": MODEL,
             "base_url": _URL["url"],
-            "server_profile": "llamacpp",
+            "server_profile": "llama-cpp-python",
             "temperature": 0,
             "seed": 7,
         }

@@ -2,7 +2,9 @@
 
 The servers here are simulations served through ``httpx.MockTransport`` (no sockets). Their
 answers copy what the real servers sent (see ../shared/notes/*.md and docs/compatibility.md):
-llama.cpp 0.3.36 plain and with ``chatml-function-calling``, vLLM 0.32 and the LiteLLM proxy.
+llama-cpp-python 0.3.36 plain and with ``chatml-function-calling``, llama.cpp's C++
+``llama-server`` (0.5.0-dev, SmolLM2's own template, recorded 2026-12-02), vLLM 0.32 and the
+LiteLLM proxy.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ SECRET = "sk-probe-secret-123"  # a test key
 
 @dataclass
 class Sim:
-    """An OpenAI-compatible server whose quirks are switches (defaults: llama.cpp plain)."""
+    """An OpenAI-compatible server whose quirks are switches (defaults: llama-cpp-python)."""
 
     answer: str = "The capital of France is Paris."
     owned_by: str = "me"
@@ -48,13 +50,17 @@ class Sim:
     logprobs: bool = True
     json_mode: bool = True
     json_schema: str = "json_object_schema"  # native | json_object_schema | none
-    tools: str = "grammar"  # grammar (named only) | fc (auto picks) | parser (vLLM) | none
+    # grammar (named only) | fc (auto picks) | parser (vLLM) | text (accepted, never called:
+    # llama-server whose template has no tools) | none (400)
+    tools: str = "grammar"
     required: str = "ignore"  # call | ignore | 500
     stream_auto_empty: bool = True
     repeat_id_name: bool = True
     string_args: bool = False  # vLLM without strict: arguments are a JSON string of JSON
     content_parts: str = "500"  # ok | 500 | repr
     image: str = "refuse"  # refuse | read | text | drop
+    image_status: int = 400  # of a refused image
+    model_meta: dict[str, Any] | None = None  # llama-server's `meta` in /models entries
     unknown_model_status: int = 200
     malformed_status: int = 500
     api_key: str | None = None
@@ -152,7 +158,7 @@ class Sim:
 
     def _tool_call(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """The tool call this server makes for the request, if any."""
-        if not body.get("tools") or self.tools == "none":
+        if not body.get("tools") or self.tools in ("none", "text"):
             return None
         choice = body.get("tool_choice", "auto")
         call = isinstance(choice, dict) or (choice == "required" and self.required == "call")
@@ -211,13 +217,10 @@ class Sim:
             return self._json(status, {"detail": message})
         path = request.url.path
         if path.endswith("/models"):
-            return self._json(
-                200,
-                {
-                    "object": "list",
-                    "data": [{"id": "smollm2", "object": "model", "owned_by": self.owned_by}],
-                },
-            )
+            entry: dict[str, Any] = {"id": "smollm2", "object": "model", "owned_by": self.owned_by}
+            if self.model_meta is not None:
+                entry["meta"] = self.model_meta
+            return self._json(200, {"object": "list", "data": [entry]})
         if path.endswith("/completions") and "chat" not in path:
             return self._json(
                 200,
@@ -260,7 +263,8 @@ class Sim:
                 )
             has_image = any(p.get("type") == "image_url" for m in messages for p in m["content"])
             if has_image and self.image == "refuse":
-                return self._json(400, {"error": {"message": "image input is not supported"}})
+                message = {"error": {"message": "image input is not supported"}}
+                return self._json(self.image_status, message)
         if body.get("tools"):
             if self.tools == "none":
                 return self._json(400, {"error": {"message": "tools need --tool-call-parser"}})
@@ -329,6 +333,23 @@ class Sim:
 
 LLAMACPP_PLAIN = Sim()
 LLAMACPP_FC = Sim(tools="fc", required="500", content_parts="repr", image="text", seed=False)
+# llama.cpp's C++ llama-server with SmolLM2's own template (no tools in it): measured on
+# 2026-12-02 (../shared/notes/llama-server-cpp.md, docs/compatibility.md).
+LLAMA_SERVER = Sim(
+    owned_by="llamacpp",
+    model_meta={"vocab_type": 2, "n_vocab": 49152, "n_ctx": 1024, "n_ctx_train": 8192},
+    stream_usage=True,
+    n=True,
+    json_schema="native",
+    tools="text",
+    required="ignore",
+    stream_auto_empty=False,
+    repeat_id_name=False,
+    content_parts="ok",
+    image="refuse",
+    image_status=500,
+    headers={"server": "llama.cpp"},
+)
 VLLM = Sim(
     owned_by="vllm",
     stream_usage=True,

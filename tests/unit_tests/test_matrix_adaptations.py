@@ -212,7 +212,7 @@ def test_estimated_usage_with_an_overridden_profile(server: FakeServer, mode: st
     # What `customllm probe` recommends for the proxy in front of llama.cpp.
     usage = {"prompt_tokens": 19, "completion_tokens": 2, "total_tokens": 21}
     server.stream(sse(*chat_chunks(["Par", "is."], usage=usage)))
-    profile = {"base": "llamacpp", "stream_usage": True, "usage_estimated": True}
+    profile = {"base": "llama-cpp-python", "stream_usage": True, "usage_estimated": True}
     chunks = run_stream(server.chat(server_profile=profile), "q", mode)
     assert merge(chunks).response_metadata["usage_estimated"] is True
 

@@ -83,7 +83,7 @@ def test_the_original_keeps_its_own_settings_after_a_copy(
 def test_a_copys_server_profile_is_used_even_before_any_call(wire: Wire, method: str) -> None:
     wire.answer = tool_call_answer
     fresh = ChatCustomLLM(model="m", base_url="https://one.test/v1")
-    llamacpp = fresh.model_copy(update={"server_profile": "llamacpp"})
+    llamacpp = fresh.model_copy(update={"server_profile": "llama-cpp-python"})
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
     call(llamacpp.bind_tools([tool], tool_choice="any"), method)
     # llama.cpp refuses "required": with one tool, the profile names it instead.
@@ -125,7 +125,7 @@ def test_a_reassigned_profile_updates_the_langchain_profile() -> None:
     model = ChatCustomLLM(model="m")
     assert model.profile is not None
     assert model.profile["image_inputs"] is True
-    model.server_profile = "llamacpp"
+    model.server_profile = "llama-cpp-python"
     assert model.profile["image_inputs"] is False
     mine = ChatCustomLLM(model="m", profile={"tool_calling": False})
     mine.server_profile = "vllm"

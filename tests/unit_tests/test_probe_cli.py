@@ -38,8 +38,8 @@ def test_text_output_has_table_profile_and_recommendation() -> None:
     assert "capability" in out
     assert "+ chat completions" in out
     assert "- stream usage (include_usage)" in out
-    assert "Best matching profile: llamacpp" in out
-    assert 'server_profile="llamacpp"' in out
+    assert "Best matching profile: llama-cpp-python" in out
+    assert 'server_profile="llama-cpp-python"' in out
 
 
 def test_unreachable_server_exits_3() -> None:

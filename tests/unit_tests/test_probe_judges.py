@@ -253,11 +253,11 @@ def test_score_profiles_ignores_unmeasured_and_breaks_ties() -> None:
 
 
 def test_recommend_spells_python() -> None:
-    best = ProfileMatch("llamacpp", 9, 10, {"n": (False, True)})
+    best = ProfileMatch("llama-cpp-python", 9, 10, {"n": (False, True)})
     line = recommend("http://h/v1", "m", best, "MY_KEY")
     assert line == (
         'ChatCustomLLM(base_url="http://h/v1", model="m", '
-        'server_profile={"base": "llamacpp", "n": True}, api_key=os.environ["MY_KEY"])'
+        'server_profile={"base": "llama-cpp-python", "n": True}, api_key=os.environ["MY_KEY"])'
     )
     assert recommend("http://h/v1", "m", ProfileMatch("generic", 3, 3, {})) == (
         'ChatCustomLLM(base_url="http://h/v1", model="m")'
@@ -269,7 +269,7 @@ def test_recommend_spells_python() -> None:
 def test_render_json_round_trips() -> None:
     report = probe_sim(LLAMACPP_PLAIN)
     data = json.loads(render_json(report))
-    assert data["best_profile"] == "llamacpp"
+    assert data["best_profile"] == "llama-cpp-python"
     assert data["overrides"] == {}
     assert [r["key"] for r in data["rows"]] == [r.key for r in report.rows]
     assert data["profiles"][0]["score"] == 1.0

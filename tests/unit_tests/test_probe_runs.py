@@ -19,6 +19,7 @@ from langchain_customllm.probe import (
 from langchain_customllm.profiles import get_profile
 from tests.unit_tests._probe_helpers import (
     LITELLM,
+    LLAMA_SERVER,
     LLAMACPP_FC,
     LLAMACPP_PLAIN,
     SECRET,
@@ -58,11 +59,12 @@ def test_llamacpp_plain_server_is_recognised() -> None:
     assert facts["unknown_model_status"] == 200
     assert facts["malformed_json_status"] == 500
     assert report.best is not None
-    assert report.best.name == "llamacpp"
+    assert report.best.name == "llama-cpp-python"
     assert report.best.differences == {}
-    assert report.server_hint == "llamacpp"
+    assert report.server_hint == "llama-cpp-python"
     assert report.recommendation() == (
-        'ChatCustomLLM(base_url="http://llm.test/v1", model="smollm2", server_profile="llamacpp")'
+        'ChatCustomLLM(base_url="http://llm.test/v1", model="smollm2", '
+        'server_profile="llama-cpp-python")'
     )
     rows = rows_by_key(report)
     assert rows["stop"].result == "honoured, stop text excluded"
@@ -91,9 +93,46 @@ def test_llamacpp_function_calling_server() -> None:
     assert rows["content_parts"].result == "garbled"
     assert "heuristic" in rows["image"].result
     assert report.best is not None
-    assert report.best.name == "llamacpp"
+    assert report.best.name == "llama-cpp-python"
     assert report.best.differences == {}
     assert any("heuristic" in note or "weak vision" in note for note in report.notes)
+
+
+def test_llama_server_cpp_is_recognised_as_llamacpp() -> None:
+    # llama.cpp's own C++ server, with SmolLM2's template (no tools in it), as measured.
+    report = probe_sim(LLAMA_SERVER)
+    facts = report.facts
+    assert facts["stream_usage"] is True
+    assert facts["usage_estimated"] is False
+    assert facts["n"] is True
+    assert facts["json_schema"] == "native"
+    assert facts["tool_calling"] is False  # plain text: the template declares no tools
+    assert facts["image_inputs"] is False  # 500 without --mmproj
+    assert report.server_hint == "llamacpp"
+    assert report.best is not None
+    assert report.best.name == "llamacpp"
+    # The only differences: the tools this chat template cannot express.
+    assert set(report.best.differences) == {
+        "tool_calling",
+        "tool_choice_named",
+        "tool_choice_required",
+    }
+    assert report.recommendation().startswith(
+        'ChatCustomLLM(base_url="http://llm.test/v1", model="smollm2", '
+        'server_profile={"base": "llamacpp", "tool_calling": False'
+    )
+    # llama-cpp-python's profile (the one once called llamacpp) fits it far less.
+    scores = {m.name: m.score for m in report.matches}
+    assert scores["llama-cpp-python"] < scores["generic"] < scores["llamacpp"]
+
+
+def test_llama_server_cpp_with_tools_fits_llamacpp_exactly() -> None:
+    # With a chat template that declares tools, llama-server calls them like OpenAI.
+    sim = replace(LLAMA_SERVER, tools="parser", required="call")
+    report = probe_sim(sim)
+    assert report.best is not None
+    assert (report.best.name, report.best.differences) == ("llamacpp", {})
+    assert report.recommendation().endswith('server_profile="llamacpp")')
 
 
 def test_vllm_like_server_needs_strict_tools_and_gets_overrides() -> None:
@@ -236,7 +275,7 @@ def test_progress_callback_sees_each_step() -> None:
     assert steps[-1] == "errors"
 
 
-@pytest.mark.parametrize("sim", [LLAMACPP_PLAIN, VLLM], ids=["llamacpp", "vllm-overrides"])
+@pytest.mark.parametrize("sim", [LLAMACPP_PLAIN, VLLM], ids=["llama-cpp-python", "vllm-overrides"])
 def test_recommended_line_builds_a_model(sim: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GW_KEY", SECRET)
     report = probe_sim(sim, api_key=SECRET, api_key_env="GW_KEY")

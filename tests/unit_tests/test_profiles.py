@@ -16,7 +16,7 @@ from langchain_customllm.profiles import (
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
 TIME = {"type": "function", "function": {"name": "get_time", "parameters": {}}}
-LLAMA = PROFILES["llamacpp"]
+LLAMA = PROFILES["llama-cpp-python"]
 GENERIC = PROFILES["generic"]
 
 
@@ -64,10 +64,10 @@ def test_response_format_adaptation() -> None:
 
 
 def test_profile_overrides_and_errors() -> None:
-    vision = get_profile({"base": "llamacpp", "image_inputs": True})
+    vision = get_profile({"base": "llama-cpp-python", "image_inputs": True})
     assert vision.image_inputs is True
     assert vision.tool_choice_required is False  # the rest comes from the base
-    assert vision.name == "llamacpp+custom"
+    assert vision.name == "llama-cpp-python+custom"
     with pytest.raises(ConfigurationError, match="Unknown server_profile 'nope'"):
         get_profile("nope")
     with pytest.raises(ConfigurationError, match="unknown fields"):

@@ -77,7 +77,7 @@ def test_bind_tools_request(server: FakeServer, mode: str) -> None:
 
 def test_llamacpp_profile_names_the_single_tool(server: FakeServer) -> None:
     server.json(tool_call_body('{"city": "Paris"}'))
-    llm = server.chat(server_profile="llamacpp").bind_tools([GetWeather], tool_choice="any")
+    llm = server.chat(server_profile="llama-cpp-python").bind_tools([GetWeather], tool_choice="any")
     llm.invoke("q")
     assert server.bodies[0]["tool_choice"] == {
         "type": "function",
@@ -86,7 +86,7 @@ def test_llamacpp_profile_names_the_single_tool(server: FakeServer) -> None:
 
 
 def test_impossible_tool_choice_fails_at_bind_time() -> None:
-    llm = ChatCustomLLM(model="m", server_profile="llamacpp")
+    llm = ChatCustomLLM(model="m", server_profile="llama-cpp-python")
     with pytest.raises(ConfigurationError, match="cannot force 'some tool'"):
         llm.bind_tools([GetWeather, Person], tool_choice="required")
 
@@ -119,7 +119,7 @@ def test_streamed_tool_call_assembles(server: FakeServer, mode: str, repeat: boo
 def test_llamacpp_auto_tools_stream_as_one_whole_answer(server: FakeServer, mode: str) -> None:
     # llama.cpp streams an empty body when `auto` picks a tool: ask for a whole answer.
     server.json(tool_call_body('{"city": "Paris"}'))
-    llm = server.chat(server_profile="llamacpp").bind_tools([GetWeather])
+    llm = server.chat(server_profile="llama-cpp-python").bind_tools([GetWeather])
     chunks = run_stream(llm, "q", mode)
     assert "stream" not in server.bodies[0]
     assert len(chunks) == 1
@@ -148,7 +148,7 @@ def test_tool_history_round_trips(server: FakeServer) -> None:
 
 @pytest.mark.parametrize(
     ("profile", "expected_type"),
-    [(None, "json_schema"), ("llamacpp", "json_object")],
+    [(None, "json_schema"), ("llama-cpp-python", "json_object")],
 )
 def test_json_schema_method(
     server: FakeServer, mode: str, profile: str | None, expected_type: str
@@ -219,10 +219,10 @@ def test_images_are_sent_where_the_server_reads_them(server: FakeServer) -> None
 
 def test_images_are_refused_not_dropped_where_the_server_ignores_them(server: FakeServer) -> None:
     with pytest.raises(ConfigurationError, match="ignores images"):
-        server.chat(server_profile="llamacpp").invoke([IMAGE])
+        server.chat(server_profile="llama-cpp-python").invoke([IMAGE])
     assert server.requests == []
     server.json(chat_body("A pixel."))
-    vision = server.chat(server_profile={"base": "llamacpp", "image_inputs": True})
+    vision = server.chat(server_profile={"base": "llama-cpp-python", "image_inputs": True})
     assert vision.invoke([IMAGE]).content == "A pixel."
 
 
@@ -249,7 +249,7 @@ def test_model_profile_reflects_the_server() -> None:
     }
     # Only the keys this langchain-core knows (1.4 has no tool_call_streaming).
     known = ModelProfile.__annotations__
-    assert ChatCustomLLM(model="m", server_profile="llamacpp").profile == {
+    assert ChatCustomLLM(model="m", server_profile="llama-cpp-python").profile == {
         k: v for k, v in expected.items() if k in known
     }
 
