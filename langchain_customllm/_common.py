@@ -169,10 +169,12 @@ class CustomLLMFields(ModelValue):
 
     server_profile: str | ServerProfile | dict[str, Any] | None = None
     """What the server can do: ``"llamacpp"`` (llama.cpp's ``llama-server``),
-    ``"llama-cpp-python"``, ``"vllm"``, ``"litellm"``, ``"ollama"``, a `ServerProfile`, or
-    overrides ``{"base": "llamacpp", "image_inputs": True}``. Requests are adapted to it
-    when each is built (tool choice, strict tools, JSON schema, streaming with tools); None
-    is ``generic`` (OpenAI's API). ``customllm probe`` tells which fits a server."""
+    ``"llama-cpp-python"``, ``"vllm"``, ``"litellm"``, ``"ollama"``, ``"generic"``, a
+    `ServerProfile`, or overrides ``{"base": "llamacpp", "image_inputs": True}``. Requests
+    are adapted to it (tool choice, JSON schema, streaming with tools). None (the default)
+    detects the server family at the first call (one ``GET /models``, cached per
+    ``base_url``; an unknown server is ``generic``); any explicit value, ``"generic"``
+    included, turns detection off. ``customllm probe`` tells which fits a server."""
 
     stream_chunk_timeout: float | None = Field(default=None, gt=0)
     """Seconds a stream may go without a new event before `StreamTimeoutError` (carrying
@@ -309,7 +311,7 @@ class CustomLLMFields(ModelValue):
                 tools=bool(kwargs.get("tools")),
                 response_format="response_format" in kwargs,
             )
-            # Spelled for the profile per request, not at bind time (`profiles.adapt_tools`).
+            # Spelled for the profile now, not at bind time: see `_detect`.
             tools = adapt_tools(kwargs.get("tools") or (), runtime.profile)
             tool_choice = adapt_tool_choice(kwargs.get("tool_choice"), tools, runtime.profile)
             response_format = kwargs.get("response_format")

@@ -1,7 +1,10 @@
 """What a model's settings build to make calls, in one object that belongs to those settings.
 
 A `Runtime` is the resolved wire format, server profile and price source, the request
-headers and the redaction of their secrets, and the provider client over its own pools. A
+headers and the redaction of their secrets, and the provider client over its own pools.
+Without a ``server_profile`` its profile is the one detected at the first call (see
+`_detect`): that detection is runtime state too, so a copy asks again or reuses the
+process-wide answer for its ``base_url``, and a reassigned ``base_url`` asks anew. A
 model builds it from its fields when it is validated, again when one of its settings is
 reassigned, and lazily after a copy or an unpickle: a copy never shares the original's
 pools, TLS context or key, and what a call uses is always what the model's settings say
@@ -19,6 +22,7 @@ from pydantic import SecretStr
 
 from langchain_customllm._auth import Redactor, build_headers, warn_if_cleartext
 from langchain_customllm._client import ProviderClient
+from langchain_customllm._detect import Detector
 from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._http import HttpPools, tls_context
 from langchain_customllm._request import RequestEncoder
@@ -34,6 +38,7 @@ _T = TypeVar("_T")
 class RuntimeSettings(Protocol):
     """The settings a runtime is built from (the model classes' fields of those names)."""
 
+    model: str
     base_url: str
     api_key: SecretStr | None
     api_key_header: str
@@ -66,12 +71,14 @@ class Runtime:
 
     Attributes:
         wire: The resolved wire format.
-        profile: The resolved server profile.
         pricing: The resolved price or price table, or None.
         client: The provider client, over pools of its own.
+        configured: The profile the settings resolve to (generic while one is detected).
+        detector: Detects the server family at the first call; None when the settings name
+            a profile (an explicit profile always wins).
     """
 
-    __slots__ = ("client", "pricing", "profile", "wire")
+    __slots__ = ("client", "configured", "detector", "pricing", "wire")
 
     def __init__(
         self,
@@ -79,11 +86,30 @@ class Runtime:
         profile: ServerProfile,
         pricing: Pricing | PricingTable | None,
         client: ProviderClient,
+        detector: Detector | None = None,
     ) -> None:
         self.wire = wire
-        self.profile = profile
+        self.configured = profile
         self.pricing = pricing
         self.client = client
+        self.detector = detector
+
+    @property
+    def profile(self) -> ServerProfile:
+        """The server profile: the settings', else the detected one once known, else generic."""
+        if self.detector is not None:
+            return self.detector.known() or self.configured
+        return self.configured
+
+    def detect(self) -> None:
+        """Detect the server family if that is still to do (one short GET; never raises)."""
+        if self.detector is not None:
+            self.detector.run(self.client)
+
+    async def adetect(self) -> None:
+        """Async twin of `detect`."""
+        if self.detector is not None:
+            await self.detector.arun(self.client)
 
     @classmethod
     def build(cls, model: RuntimeSettings) -> Runtime:
@@ -116,7 +142,14 @@ class Runtime:
             max_retries=model.max_retries,
             stream_chunk_timeout=model.stream_chunk_timeout,
         )
-        return cls(wire, profile, pricing, client)
+        # No I/O here (models are built, copied and unpickled without a server): the
+        # detector only asks at the first call. Only OpenAI-compatible servers are asked:
+        # the profiles describe them, and another API (TGI, Ollama's own, a custom format)
+        # has no /models to ask.
+        detector = None
+        if model.server_profile is None and wire.name == "openai":
+            detector = Detector(model.base_url, model.model, model.timeout)
+        return cls(wire, profile, pricing, client, detector)
 
     def close(self) -> None:
         """Close the pooled sync client (clients the user passed in stay open)."""

@@ -9,7 +9,7 @@
   (llama-cpp-python).
 
 Bound values are the caller's; they are spelled for the server's profile each time a
-request is built.
+request is built, so a model that detects its server at the first call adapts them too.
 - ``function_calling``: one forced tool whose arguments are the answer.
 - ``json_mode``: ``response_format: json_object``; the prompt must ask for the shape.
 """
@@ -51,7 +51,8 @@ def format_tools(
 ) -> list[dict[str, Any]]:
     """Tools as OpenAI function definitions (with ``strict`` if the caller set it).
 
-    The profile's own ``strict`` default is added per request (`profiles.adapt_tools`).
+    The profile's own ``strict`` default is added per request (`profiles.adapt_tools`),
+    where the profile of a detected server is known.
     """
     if not profile.tool_calling:
         raise ConfigurationError(
@@ -115,8 +116,8 @@ def structured_output(
             response_format = {"type": "json_schema", "json_schema": spec}
         else:
             response_format = {"type": "json_object"}
-        # Fail early where the profile cannot do it; bound as asked and spelled for the
-        # server per request.
+        # Fail early where the known profile cannot do it; bound as asked and spelled for
+        # the server per request (a detected server is known only at the first call).
         adapt_response_format(response_format, profile)
         bound = llm.bind(response_format=response_format, ls_structured_output_format=ls_format)
         parser = (

@@ -79,6 +79,38 @@ class ModelValue(BaseModel):
                     runtime = Runtime.build(self)  # type: ignore[arg-type]
         return runtime
 
+    # ----------------------------------------------------------------- detection
+
+    def _ready(self) -> Runtime:
+        """The runtime, the server family detected first where that is still to do (sync).
+
+        Called by each call path before it builds its request, never at construction: see
+        `_detect` for why there.
+        """
+        runtime = self._runtime()
+        runtime.detect()
+        self._follow_detection(runtime)
+        return runtime
+
+    async def _aready(self) -> Runtime:
+        """Async twin of `_ready` (the GET does not block the event loop)."""
+        runtime = self._runtime()
+        await runtime.adetect()
+        self._follow_detection(runtime)
+        return runtime
+
+    def _follow_detection(self, runtime: Runtime) -> None:
+        # langchain-core's `profile` was derived before the server was known: it follows
+        # the detected profile (max_input_tokens included), unless the user set their own.
+        detector = runtime.detector
+        if detector is None or detector.followed or detector.known() is None:
+            return
+        detector.followed = True
+        if "profile" not in self.__dict__:  # a model class without one (CustomLLM)
+            return
+        if self.__dict__["profile"] == self._derived_profile(runtime.configured):
+            self.__dict__["profile"] = self._derived_profile()
+
     # ----------------------------------------------------------------- changes
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -123,7 +155,8 @@ class ModelValue(BaseModel):
             if profile_was_derived:
                 self.__dict__["profile"] = self._derived_profile()
 
-    def _derived_profile(self) -> Any:
+    def _derived_profile(self, profile: Any = None) -> Any:
+        """langchain-core's model profile for a server profile (the runtime's by default)."""
         return None
 
     def _profile_is_derived(self) -> bool:

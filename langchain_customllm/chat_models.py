@@ -34,6 +34,7 @@ from langchain_customllm._structured import (
     structured_output,
 )
 from langchain_customllm.formats.base import WireRequest
+from langchain_customllm.profiles import ServerProfile
 
 __all__ = ["ChatCustomLLM"]
 
@@ -89,11 +90,13 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         return self._ls_common(stop, kwargs, "chat")
 
     def _resolve_model_profile(self) -> ModelProfile | None:
-        runtime = self._runtime()
-        return runtime.profile.model_profile(runtime.wire)
+        # No I/O: a server detected earlier in this process is known, else generic until
+        # the first call detects it (then `profile` follows, see `_value._follow_detection`).
+        return self._derived_profile()
 
-    def _derived_profile(self) -> Any:
-        return self._resolve_model_profile()
+    def _derived_profile(self, profile: ServerProfile | None = None) -> ModelProfile:
+        runtime = self._runtime()
+        return (profile or runtime.profile).model_profile(runtime.wire)
 
     # ------------------------------------------------------------------ tools, structure
 
@@ -111,15 +114,18 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         Args:
             tools: The tools the model may call.
             tool_choice: ``"auto"``, ``"none"``, ``"any"``/``"required"``/True (must call
-                one), or a tool's name. Spelled for the server's profile: where
-                ``required`` is unsupported (llama.cpp), one bound tool is named instead.
+                one), or a tool's name. Spelled for the server's profile when each request
+                is built: where ``required`` is unsupported (llama-cpp-python), one bound
+                tool is named instead.
             strict: Ask the server to enforce the argument schema (``strict: true``);
-                defaults to the profile's choice (vLLM needs it for JSON arguments).
+                defaults to the profile's choice, made per request (vLLM needs it for JSON
+                arguments).
             parallel_tool_calls: Allow several calls in one answer, where supported.
             **kwargs: Further per-call parameters to bind.
 
         Raises:
-            ConfigurationError: At bind time, if the server cannot honour ``tool_choice``.
+            ConfigurationError: At bind time, if the server's known profile cannot honour
+                ``tool_choice`` (a server still to be detected: at the first call).
         """
         self._check_format_can(tools=True, response_format=False)
         profile = self._runtime().profile
@@ -145,7 +151,8 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         Args:
             schema: The output schema.
             method: ``"json_schema"`` (the server constrains the output to the schema;
-                llama.cpp's ``json_object`` + ``schema`` where that is its spelling),
+                llama-cpp-python's ``json_object`` + ``schema`` where that is its
+                spelling),
                 ``"function_calling"`` (one forced tool), or ``"json_mode"`` (JSON only;
                 describe the shape in the prompt).
             include_raw: Return ``{"raw", "parsed", "parsing_error"}`` instead of raising
@@ -203,7 +210,8 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
                 "would be lost; use a server with image input, or "
                 "server_profile={'base': ..., 'image_inputs': True} if yours reads them"
             )
-        # llama.cpp streams an empty body when `auto` picks a tool: ask for a whole answer.
+        # llama-cpp-python streams an empty body when `auto` picks a tool: ask for a whole
+        # answer.
         whole = (
             stream
             and bool(params.tools)
@@ -248,6 +256,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+        self._ready()  # detect the server family at the first call (see `_detect`)
         call = self._prepare(messages, stop, kwargs, stream=False)
         piece = complete(call.runtime, call.request, call.assembler, chat=True)
         call.check_tool_called(bool(piece.tool_calls))
@@ -262,6 +271,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
     ) -> ChatResult:
         if self.streaming:
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
+        await self._aready()  # detect the server family at the first call (see `_detect`)
         call = self._prepare(messages, stop, kwargs, stream=False)
         piece = await acomplete(call.runtime, call.request, call.assembler, chat=True)
         call.check_tool_called(bool(piece.tool_calls))
@@ -274,6 +284,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        self._ready()  # detect the server family at the first call (see `_detect`)
         call = self._prepare(messages, stop, kwargs, stream=True)
         called = False
         for piece in iter_pieces(
@@ -295,6 +306,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        await self._aready()  # detect the server family at the first call (see `_detect`)
         call = self._prepare(messages, stop, kwargs, stream=True)
         called = False
         async for piece in aiter_pieces(

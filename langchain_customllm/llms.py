@@ -115,12 +115,14 @@ class CustomLLM(CustomLLMFields, LLM):
         return LLMResult(generations=[[g] for g in generations], llm_output=llm_output)
 
     def _complete(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Piece:
+        self._ready()  # detect the server family at the first call (see `_detect`)
         runtime, request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
         return complete(runtime, request, assembler, chat=False)
 
     async def _acomplete(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
     ) -> Piece:
+        await self._aready()
         runtime, request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
         return await acomplete(runtime, request, assembler, chat=False)
 
@@ -189,6 +191,7 @@ class CustomLLM(CustomLLMFields, LLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
+        self._ready()
         runtime, request, assembler = self._prepare(prompt, stop, kwargs, stream=True)
         for piece in iter_pieces(runtime, request, assembler, chat=False):
             chunk = piece_to_generation_chunk(piece)
@@ -204,6 +207,7 @@ class CustomLLM(CustomLLMFields, LLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
+        await self._aready()
         runtime, request, assembler = self._prepare(prompt, stop, kwargs, stream=True)
         async for piece in aiter_pieces(runtime, request, assembler, chat=False):
             chunk = piece_to_generation_chunk(piece)

@@ -6,9 +6,11 @@ Servers differ in the corners: llama-cpp-python 0.3.36's server answers 500 to
 llama.cpp's own ``llama-server`` sends no tool call unless its chat template declares
 tools; vLLM needs ``strict`` tools for JSON arguments; gateways estimate stream usage. A
 `ServerProfile` records such facts; requests are adapted to them, so users see the same
-behaviour everywhere. Select one with ``server_profile="llamacpp"``, or override fields:
-``server_profile={"base": "llamacpp", "image_inputs": True}`` (a llama.cpp with a vision
-projector). ``customllm probe`` measures a server and prints the profile that fits.
+behaviour everywhere. Without a ``server_profile`` the model detects the family at its first
+call (`langchain_customllm._detect`); select one with ``server_profile="llamacpp"``, or
+override fields: ``server_profile={"base": "llamacpp", "image_inputs": True}`` (a llama.cpp
+with a vision projector). ``customllm probe`` measures a server and prints the profile that
+fits.
 """
 
 from __future__ import annotations
@@ -67,8 +69,8 @@ class ServerProfile:
         usage_estimated: Usage is the server's estimate, not the model's count (gateways).
         n: Honours ``n`` > 1.
         logprobs: Returns ``logprobs`` when asked.
-        context_window: Tokens one request may fill, when known (llama.cpp's per-slot
-            ``n_ctx``, vLLM's ``max_model_len``).
+        context_window: Tokens one request may fill, when known: detected from the
+            server (llama.cpp's per-slot ``n_ctx``, vLLM's ``max_model_len``) or set by hand.
             It is the model profile's ``max_input_tokens``, and an empty stream for a request
             larger than that is reported as `ContextLengthExceededError`.
         tokenizer: Which tokenizer endpoint the server has, if any (``llamacpp``,
@@ -110,7 +112,7 @@ class ServerProfile:
             "tool_choice": tools and self.tool_choice_named,
             "tool_call_streaming": tools,
         }
-        if self.context_window is not None:
+        if self.context_window is not None:  # known once the server said (detection)
             facts["max_input_tokens"] = self.context_window
         # Only the keys this langchain-core's ModelProfile has: older ones (1.4) warn on
         # every model built with a key they do not know (tool_call_streaming).
@@ -224,8 +226,9 @@ def adapt_tools(
 ) -> tuple[dict[str, Any], ...]:
     """Tools as this server wants them, when the request is built (``strict`` for vLLM).
 
-    Done per request rather than at bind time, so what a request sends follows the profile
-    the model has when it is sent. A ``strict`` the caller set is kept.
+    Done per request rather than at bind time: a model without a ``server_profile`` knows
+    its server only after detection at the first call, which may come after ``bind_tools``.
+    A ``strict`` the caller set is kept.
 
     Raises:
         ConfigurationError: If the server has no tool calling.

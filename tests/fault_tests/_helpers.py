@@ -62,6 +62,9 @@ def build_model(
         "api_key": KEY,
         "wire_format": dialect.wire_format,
         "timeout": 0.5,
+        # The scripted server answers requests in order: no detection GET before them
+        # (detection's own failures are covered by tests/unit_tests/test_detect.py).
+        "server_profile": "generic",
     }
     if HAS_CHUNK_TIMEOUT:
         kwargs["stream_chunk_timeout"] = 0.5

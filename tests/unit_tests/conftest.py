@@ -1,5 +1,8 @@
+from collections.abc import Iterator
+
 import pytest
 
+from langchain_customllm._detect import clear_cache
 from tests._calls import PATHS
 from tests.unit_tests.fakes import FakeServer
 
@@ -25,3 +28,11 @@ def kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def server() -> FakeServer:
     return FakeServer()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_detection() -> Iterator[None]:
+    """Each test starts with no server detected (the cache is process-wide)."""
+    clear_cache()
+    yield
+    clear_cache()

@@ -140,6 +140,11 @@ class FakeServer:
     requests: list[httpx.Request] = field(default_factory=list)
     streams: list[PieceStream] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
+    # Server detection's GET /models is answered here, apart from the queued answers (a
+    # model without server_profile sends it before its first call): 404 is "not a known
+    # server", so the model stays generic.
+    models: Answer = field(default_factory=lambda: httpx.Response(404))
+    detections: list[httpx.Request] = field(default_factory=list)
 
     def add(self, *answers: Answer) -> FakeServer:
         self.answers.extend(answers)
@@ -164,10 +169,16 @@ class FakeServer:
         return stream
 
     def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith("/models"):
+            self.detections.append(request)
+            return self._answer(self.models, request)
         self.requests.append(request)
         if not self.answers:
             raise AssertionError(f"unexpected request #{len(self.requests)}: {request.url}")
-        answer = self.answers.popleft()
+        return self._answer(self.answers.popleft(), request)
+
+    @staticmethod
+    def _answer(answer: Answer, request: httpx.Request) -> httpx.Response:
         if isinstance(answer, Exception):
             raise answer
         if callable(answer) and not isinstance(answer, httpx.Response):

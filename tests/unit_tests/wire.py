@@ -83,9 +83,17 @@ class Wire:
 
     sent: list[Sent] = field(default_factory=list)
     answer: Callable[[httpx.Request], httpx.Response] = _answer
+    # Server detection's GET /models, kept apart from `sent` (404: a generic server).
+    detections: list[Sent] = field(default_factory=list)
+    models: Callable[[httpx.Request], httpx.Response] = lambda _: httpx.Response(404)
 
     def record(self, request: httpx.Request) -> httpx.Response:
         request.read()
+        if request.method == "GET":
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            timeout = dict(request.extensions.get("timeout", {}))
+            self.detections.append(Sent(str(request.url), headers, {}, timeout))
+            return self.models(request)
         self.sent.append(
             Sent(
                 str(request.url),
