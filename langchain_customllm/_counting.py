@@ -30,9 +30,11 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_customllm._assembly import Assembler, Piece, UsageSource
 from langchain_customllm._exceptions import ContextLengthExceededError
 from langchain_customllm._runtime import Runtime
+from langchain_customllm._structured import format_tools
 from langchain_customllm._tokens import Count, Plan, TokenCounter
 from langchain_customllm.formats.base import TokenUsage
 from langchain_customllm.formats.openai import messages_to_openai
+from langchain_customllm.profiles import ServerProfile
 
 __all__ = [
     "Prompt",
@@ -79,9 +81,13 @@ class Prompt:
     check_context: bool = False
 
 
-def tools_as_openai(tools: Sequence[Any] | None) -> list[dict[str, Any]]:
-    """Tools of any LangChain kind as OpenAI function definitions (for counting)."""
-    return [convert_to_openai_tool(tool) for tool in tools or ()]
+def tools_as_openai(tools: Sequence[Any] | None, profile: ServerProfile) -> list[dict[str, Any]]:
+    """Tools of any LangChain kind as `bind_tools` would send them to this server."""
+    if not tools:
+        return []
+    if profile.tool_calling:
+        return format_tools(tools, profile)
+    return [convert_to_openai_tool(tool) for tool in tools]
 
 
 # ------------------------------------------------------------------ pure: estimates, plans
@@ -293,9 +299,9 @@ _CHATML_NOTE = (
 
 
 def _chat_prompt(
-    model: str, messages: Sequence[BaseMessage], tools: Sequence[Any] | None
+    runtime: Runtime, model: str, messages: Sequence[BaseMessage], tools: Sequence[Any] | None
 ) -> Prompt:
-    openai_tools = tools_as_openai(tools)
+    openai_tools = tools_as_openai(tools, runtime.profile)
     body: dict[str, Any] = {"messages": messages_to_openai(messages)}
     if openai_tools:
         body["tools"] = openai_tools
@@ -337,7 +343,7 @@ def count_messages(
     runtime: Runtime, model: str, messages: Sequence[BaseMessage], tools: Sequence[Any] | None
 ) -> int:
     """Prompt tokens of messages (and tools) as the server's template renders them."""
-    prompt = _chat_prompt(model, messages, tools)
+    prompt = _chat_prompt(runtime, model, messages, tools)
     counter, count, error = TokenCounter.of(runtime), None, None
     if counter is not None:
         try:
@@ -351,7 +357,7 @@ async def acount_messages(
     runtime: Runtime, model: str, messages: Sequence[BaseMessage], tools: Sequence[Any] | None
 ) -> int:
     """Async twin of `count_messages`."""
-    prompt = _chat_prompt(model, messages, tools)
+    prompt = _chat_prompt(runtime, model, messages, tools)
     counter, count, error = TokenCounter.of(runtime), None, None
     if counter is not None:
         try:

@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 
 from langchain_customllm._client import ProviderClient
-from langchain_customllm._exceptions import ResponseError
+from langchain_customllm._exceptions import APIStatusError, CustomLLMError, ResponseError
 from langchain_customllm._request import RequestEncoder, server_root
 from langchain_customllm._runtime import Runtime
 from langchain_customllm._text import excerpt
@@ -106,11 +106,16 @@ class _LRU:
 
 
 _CACHE = _LRU(_CACHE_SIZE)
+# Servers (root, tokenizer) that answered "no such endpoint": not asked again, so a profile
+# naming a tokenizer the server lacks costs one failed request, not one per answer.
+_MISSING: set[tuple[str, str]] = set()
+_MISSING_STATUS = frozenset({404, 405, 501})
 
 
 def clear_cache() -> None:
-    """Forget every cached count (tests; a server restarted with another model)."""
+    """Forget every cached count and missing endpoint (tests; a server restarted)."""
     _CACHE.clear()
+    _MISSING.clear()
 
 
 def _digest(text: str) -> str:
@@ -257,6 +262,17 @@ class TokenCounter:
 
     # ---------------------------------------------------------------- I/O twins
 
+    def _check_present(self, request: WireRequest) -> None:
+        if (self._root, self.kind) in _MISSING:
+            raise ResponseError(
+                f"The server at {self._root} has no {request.path} endpoint (it answered "
+                f"so before): server_profile names tokenizer {self.kind!r}"
+            )
+
+    def _note_missing(self, error: CustomLLMError) -> None:
+        if isinstance(error, APIStatusError) and error.status_code in _MISSING_STATUS:
+            _MISSING.add((self._root, self.kind))
+
     def run(self, plan: Plan) -> Count:
         """Send each request of a plan in turn; its count.
 
@@ -266,7 +282,13 @@ class TokenCounter:
         try:
             request = next(plan)
             while True:
-                request = plan.send(self._client.send(request))
+                self._check_present(request)
+                try:
+                    answer = self._client.send(request)
+                except CustomLLMError as error:
+                    self._note_missing(error)
+                    raise
+                request = plan.send(answer)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
@@ -275,6 +297,12 @@ class TokenCounter:
         try:
             request = next(plan)
             while True:
-                request = plan.send(await self._client.asend(request))
+                self._check_present(request)
+                try:
+                    answer = await self._client.asend(request)
+                except CustomLLMError as error:
+                    self._note_missing(error)
+                    raise
+                request = plan.send(answer)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]

@@ -273,6 +273,16 @@ def test_a_tokenize_failure_never_fails_the_answer(
         assert KEY not in caplog.text
 
 
+def test_a_missing_endpoint_is_asked_once(fake: Fake, mode: str) -> None:
+    fake.tokenizer = lambda path, body: httpx.Response(404, json={"error": "Not Found"})
+    llm = fake.model(ChatCustomLLM, server_profile=LLAMACPP)
+    stream = "stream" if mode == "sync" else "astream"
+    for question in ("q", "r"):
+        _, meta = final_meta(call(llm, stream, question))
+        assert meta["usage_source"] == "estimated"
+    assert fake.paths().count("/apply-template") == 1
+
+
 def test_track_usage_has_no_rows_without_usage(fake: Fake) -> None:
     chat = fake.model(ChatCustomLLM, server_profile=LLAMACPP)
     text = fake.model(CustomLLM, server_profile=LLAMACPP, streaming=True)
