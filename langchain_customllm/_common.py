@@ -21,6 +21,7 @@ from pydantic import (
 from typing_extensions import Self
 
 from langchain_customllm._auth import check_header, check_key, mask_headers
+from langchain_customllm._counting import MissingUsage
 from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._params import CALL_KEYS, check_call_values
 from langchain_customllm._runtime import Runtime
@@ -147,7 +148,7 @@ class CustomLLMFields(ModelValue):
     """Ask for token usage in streams (``stream_options.include_usage``) on every server."""
 
     # -- token accounting (see docs/cost.md and langchain_customllm._counting) --
-    missing_usage: Literal["tokenize", "estimate", "none"] = "tokenize"
+    missing_usage: MissingUsage = "tokenize"
     """What to do when an answer comes without usage (llama-cpp-python's streams, gateways
     that drop it, formats without counts): ``"tokenize"`` counts it with the server's own
     tokenizer where the server profile names one (one or two small requests to its

@@ -21,7 +21,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 from langchain_core.messages.utils import count_tokens_approximately
@@ -37,6 +37,7 @@ from langchain_customllm.formats.openai import messages_to_openai
 from langchain_customllm.profiles import ServerProfile
 
 __all__ = [
+    "MissingUsage",
     "Prompt",
     "acheck_fits",
     "acount_messages",
@@ -52,6 +53,9 @@ __all__ = [
 logger = logging.getLogger("langchain_customllm")
 
 _CHARS_PER_TOKEN = 4  # langchain-core's count_tokens_approximately default
+
+MissingUsage = Literal["tokenize", "estimate", "none"]
+"""The ``missing_usage`` setting: what to do for an answer that came without usage."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class Prompt:
     chat_body: dict[str, Any] = field(default_factory=dict)
     tools: Sequence[dict[str, Any]] = ()
     max_tokens: int | None = None
-    missing_usage: str = "tokenize"
+    missing_usage: MissingUsage = "tokenize"
     check_context: bool = False
 
 
