@@ -51,7 +51,9 @@ def demo() -> int:
     assert full is not None
     meta = full.response_metadata
     print(f"finish_reason={meta.get('finish_reason')}  model_name={meta.get('model_name')}")
-    print(f"streamed in {elapsed:.2f} s; usage in stream: {full.usage_metadata or 'not sent'}")
+    # Usage on every answer: the server's, or counted with its tokenizer if it sent none.
+    source = meta.get("usage_source", "none")
+    print(f"streamed in {elapsed:.2f} s; usage in stream ({source}): {full.usage_metadata}")
 
     # The same question answered whole: llama.cpp reports usage on non-streamed answers.
     answer = llm.invoke(question)

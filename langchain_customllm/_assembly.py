@@ -18,13 +18,19 @@ evens out how servers stream them. One server quirk is undone here:
   profile) is marked ``usage_estimated: True`` in the final metadata. The LiteLLM proxy
   passes a whole answer's usage on from the backend but counts a stream's itself (19 prompt
   tokens where the backend counts 42), so only streamed answers are marked.
+
+Every final piece with usage says where it came from in ``usage_source``: ``"server"`` (the
+answer carried it), ``"estimated"`` (a gateway's estimate, as above), or what `add_usage`
+was told when the usage was counted on our side (``"tokenized"``, ``"estimated"``; see
+`langchain_customllm._counting`). ``usage_estimated: True`` goes with every
+``"estimated"``, so the older flag and the new field never disagree.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from langchain_customllm._exceptions import StreamError
 from langchain_customllm._stop import StopMatcher, truncate_at_stop
@@ -32,7 +38,11 @@ from langchain_customllm._tool_assembly import ToolCallAssembler, unwrap_string_
 from langchain_customllm.formats.base import ParsedChunk, TokenUsage, ToolCallPiece
 from langchain_customllm.pricing import Cost, Pricing, PricingTable, price_answer
 
-__all__ = ["Assembler", "Piece", "unwrap_string_args"]
+__all__ = ["Assembler", "Piece", "UsageSource", "unwrap_string_args"]
+
+UsageSource = Literal["server", "tokenized", "estimated"]
+"""Where an answer's usage came from: the server's answer, the server's tokenizer (our
+request), or an estimate (langchain-core's approximate count, or a gateway's own)."""
 
 
 @dataclass
@@ -100,6 +110,7 @@ class Assembler:
         self._metadata: dict[str, Any] = {}
         self._logprobs: list[Any] = []
         self._emitted: list[str] = []
+        self._generated: list[str] = []  # reasoning and tool calls, counted as output too
         self._pieces_out = 0  # pieces feed() returned: is the final piece the only one?
         self._saw_done = False
         self._raw_len = 0  # text received, before stop matching (for cumulative streams)
@@ -110,9 +121,25 @@ class Assembler:
         """All answer text emitted so far (attached to errors raised mid-stream)."""
         return "".join(self._emitted)
 
+    @property
+    def generated_text(self) -> str:
+        """Everything the model generated, as text: answer, reasoning, tool calls."""
+        return "".join(self._emitted) + "".join(self._generated)
+
+    def add_usage(self, piece: Piece, usage: TokenUsage, source: UsageSource) -> Piece:
+        """The final piece with usage counted on our side, priced and labelled ``source``."""
+        self._usage = usage
+        piece.usage = usage
+        piece.cost = self._cost()
+        piece.metadata["usage_source"] = source
+        if source == "estimated":
+            piece.metadata["usage_estimated"] = True
+        return piece
+
     def whole(self, parsed: ParsedChunk) -> Piece:
         """Turn a whole (non-streamed) answer into the final piece."""
         self._absorb(parsed)
+        self._note_generated(parsed)
         text, cut = truncate_at_stop(parsed.text, self._stops, self._include_stop)
         if cut:
             self._finish_reason = "stop"
@@ -138,6 +165,7 @@ class Assembler:
         if self._saw_done:
             return None  # anything after the end marker is not part of the answer
         self._absorb(parsed)
+        self._note_generated(parsed)
         new = parsed.text
         if parsed.cumulative:
             new = new[self._raw_len :]
@@ -191,6 +219,12 @@ class Assembler:
         # The server's name first: it may be a dated snapshot of the requested model.
         return price_answer(self._pricing, self._usage, (self._server_model, self._model))
 
+    def _note_generated(self, parsed: ParsedChunk) -> None:
+        if parsed.reasoning:
+            self._generated.append(parsed.reasoning)
+        for call in parsed.tool_calls:
+            self._generated.append((call.name or "") + call.args)
+
     def _absorb(self, parsed: ParsedChunk) -> None:
         if parsed.id and self._id is None:
             self._id = parsed.id
@@ -214,8 +248,11 @@ class Assembler:
             meta["logprobs"] = {"content": self._logprobs}
         meta["finish_reason"] = self._finish_reason
         meta["model_name"] = self._server_model or self._model
-        if self._usage_estimated and streamed and self._usage is not None:
-            meta["usage_estimated"] = True
+        if self._usage is not None:
+            estimated = self._usage_estimated and streamed
+            meta["usage_source"] = "estimated" if estimated else "server"
+            if estimated:
+                meta["usage_estimated"] = True
         if self._id is not None:
             meta["id"] = self._id
         return meta

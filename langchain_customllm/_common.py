@@ -21,6 +21,7 @@ from pydantic import (
 from typing_extensions import Self
 
 from langchain_customllm._auth import check_header, check_key, mask_headers
+from langchain_customllm._counting import MissingUsage
 from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._params import CALL_KEYS, check_call_values
 from langchain_customllm._runtime import Runtime
@@ -146,6 +147,22 @@ class CustomLLMFields(ModelValue):
 
     stream_usage: bool = True
     """Ask for token usage in streams (``stream_options.include_usage``) on every server."""
+
+    # -- token accounting (see docs/cost.md and langchain_customllm._counting) --
+    missing_usage: MissingUsage = "tokenize"
+    """What to do when an answer comes without usage (llama-cpp-python's streams, gateways
+    that drop it, formats without counts): ``"tokenize"`` counts it with the server's own
+    tokenizer where the server profile names one (one or two small requests to its
+    ``/tokenize`` after the answer; ``usage_source: "tokenized"``), else estimates it;
+    ``"estimate"`` sends no extra request and uses langchain-core's approximate count
+    (``usage_source: "estimated"``); ``"none"`` leaves the usage out."""
+
+    check_context_window: bool = False
+    """Before sending, count the prompt (with the server's tokenizer where the profile has
+    one) and raise `ContextLengthExceededError` if it, plus ``max_tokens``, does not fit the
+    profile's ``context_window``. Off by default: it costs a request or two before every
+    call, and llama.cpp and vLLM refuse such prompts themselves; turn it on for servers that
+    fail silently (an empty stream, a truncated prompt). Needs ``context_window`` known."""
 
     pricing: Pricing | PricingTable | dict[str, Any] | str | None = Field(
         default=None, union_mode="left_to_right"

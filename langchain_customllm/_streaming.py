@@ -1,7 +1,9 @@
 """The two stream loops, sync and async, over the same pure steps.
 
 They differ only by ``for``/``async for`` and ``close``/``aclose``: decoding, parsing, stop
-matching and metadata are all in the shared `_StreamRun` and `Assembler`.
+matching and metadata are all in the shared `_StreamRun` and `Assembler`. With the call's
+`Prompt`, a prompt too long for the context window can be refused before sending, and an
+answer without usage gets it counted (`langchain_customllm._counting`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from langchain_customllm._assembly import Assembler, Piece
+from langchain_customllm._counting import Prompt, acheck_fits, afill_usage, check_fits, fill_usage
 from langchain_customllm._exceptions import (
     ContextLengthExceededError,
     CustomLLMError,
@@ -84,26 +87,46 @@ class _StreamRun:
         return error
 
 
-def complete(runtime: Runtime, request: WireRequest, assembler: Assembler, *, chat: bool) -> Piece:
-    """Send one request and turn the whole answer into the final piece."""
+def complete(
+    runtime: Runtime,
+    request: WireRequest,
+    assembler: Assembler,
+    *,
+    chat: bool,
+    prompt: Prompt | None = None,
+) -> Piece:
+    """Send one request and turn the whole answer into the final piece.
+
+    With ``prompt``, the prompt is checked against the context window first (if its
+    settings ask) and usage the answer lacks is counted.
+    """
     client, fmt = runtime.client, runtime.wire
+    check_fits(runtime, prompt)
     try:
         body = client.send(request, fmt.error_message)
-        return assembler.whole(parse_response_safely(fmt, body, chat=chat))
+        piece = assembler.whole(parse_response_safely(fmt, body, chat=chat))
     except CustomLLMError as error:
         raise client.redact(error) from error.__cause__
+    return fill_usage(runtime, prompt, assembler, piece)
 
 
 async def acomplete(
-    runtime: Runtime, request: WireRequest, assembler: Assembler, *, chat: bool
+    runtime: Runtime,
+    request: WireRequest,
+    assembler: Assembler,
+    *,
+    chat: bool,
+    prompt: Prompt | None = None,
 ) -> Piece:
     """Async twin of `complete`."""
     client, fmt = runtime.client, runtime.wire
+    await acheck_fits(runtime, prompt)
     try:
         body = await client.asend(request, fmt.error_message)
-        return assembler.whole(parse_response_safely(fmt, body, chat=chat))
+        piece = assembler.whole(parse_response_safely(fmt, body, chat=chat))
     except CustomLLMError as error:
         raise client.redact(error) from error.__cause__
+    return await afill_usage(runtime, prompt, assembler, piece)
 
 
 def iter_pieces(
@@ -113,6 +136,7 @@ def iter_pieces(
     *,
     chat: bool,
     whole: bool = False,
+    prompt: Prompt | None = None,
 ) -> Iterator[Piece]:
     """Stream one answer: pieces to emit, then the final piece.
 
@@ -122,8 +146,9 @@ def iter_pieces(
     client, fmt = runtime.client, runtime.wire
     if whole or not fmt.supports_streaming:
         # The server cannot stream: one whole answer becomes the only (final) piece.
-        yield complete(runtime, request, assembler, chat=chat)
+        yield complete(runtime, request, assembler, chat=chat, prompt=prompt)
         return
+    check_fits(runtime, prompt)
     run = _StreamRun(runtime, request, assembler, chat)
     events = client.stream(request, fmt.framing, fmt.error_message, run.info)
     try:
@@ -133,13 +158,15 @@ def iter_pieces(
             piece = run.step(event)
             if piece is not None:
                 yield piece
-        yield assembler.finish()
+        final = assembler.finish()
     except CustomLLMError as error:
         raise client.redact(run.explain(error)) from error.__cause__
     finally:
         # Closing the event generator closes the HTTP response and frees the connection,
         # also when the caller stops early or a stop sequence ended the answer.
         events.close()
+    # After the stream is closed: counting sends requests of its own, and never raises.
+    yield fill_usage(runtime, prompt, assembler, final)
 
 
 async def aiter_pieces(
@@ -149,12 +176,14 @@ async def aiter_pieces(
     *,
     chat: bool,
     whole: bool = False,
+    prompt: Prompt | None = None,
 ) -> AsyncIterator[Piece]:
     """Async twin of `iter_pieces`."""
     client, fmt = runtime.client, runtime.wire
     if whole or not fmt.supports_streaming:
-        yield await acomplete(runtime, request, assembler, chat=chat)
+        yield await acomplete(runtime, request, assembler, chat=chat, prompt=prompt)
         return
+    await acheck_fits(runtime, prompt)
     run = _StreamRun(runtime, request, assembler, chat)
     events = client.astream(request, fmt.framing, fmt.error_message, run.info)
     try:
@@ -162,8 +191,9 @@ async def aiter_pieces(
             piece = run.step(event)
             if piece is not None:
                 yield piece
-        yield assembler.finish()
+        final = assembler.finish()
     except CustomLLMError as error:
         raise client.redact(run.explain(error)) from error.__cause__
     finally:
         await events.aclose()
+    yield await afill_usage(runtime, prompt, assembler, final)

@@ -24,6 +24,13 @@ from pydantic import BaseModel, ConfigDict
 from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._common import CustomLLMFields
 from langchain_customllm._convert import piece_to_chat_chunk, piece_to_message, token_usage_dict
+from langchain_customllm._counting import (
+    Prompt,
+    acount_messages,
+    acount_text,
+    count_messages,
+    count_text,
+)
 from langchain_customllm._exceptions import ConfigurationError, ResponseError
 from langchain_customllm._runtime import Runtime
 from langchain_customllm._streaming import acomplete, aiter_pieces, complete, iter_pieces
@@ -227,7 +234,18 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
             usage_estimated=profile.usage_estimated,
         )
         forced = params.tool_choice if params.tool_choice not in (None, "auto", "none") else None
-        return _Prepared(runtime, request, assembler, whole, forced)
+        prompt = Prompt(
+            model=params.model,
+            messages=messages,
+            # What the server's template reads (tools, tool_choice, template kwargs): the
+            # request itself where it is OpenAI's shape, else the messages and tools alone.
+            chat_body=request.body if runtime.wire.name == "openai" else {},
+            tools=params.tools,
+            max_tokens=params.max_tokens,
+            missing_usage=self.missing_usage,
+            check_context=self.check_context_window,
+        )
+        return _Prepared(runtime, request, assembler, whole, forced, prompt)
 
     @staticmethod
     def _result(piece: Piece) -> ChatResult:
@@ -245,6 +263,39 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
             },
         )
 
+    # ------------------------------------------------------------------ token counts
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens in a text, by the server's tokenizer where its profile names one.
+
+        The text alone, without the special tokens a prompt starts with. Without a
+        tokenizer: langchain-core's approximate count, with a one-time warning saying why.
+        Cached per text; works inside a running event loop too (a short sync request).
+        """
+        return count_text(self._ready(), self.model, text, special=False)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Prompt tokens of ``messages`` (and ``tools``) as the server's chat template renders them.
+
+        Equal to the ``prompt_tokens`` the server reports for the same request on llama.cpp
+        (``/apply-template`` + ``/tokenize``) and vLLM (``/tokenize`` with messages);
+        ChatML through its tokenizer on llama-cpp-python; else langchain-core's estimate,
+        with a one-time warning. So ``trim_messages(token_counter=llm, ...)`` is exact.
+        """
+        return count_messages(self._ready(), self.model, messages, tools)
+
+    async def aget_num_tokens(self, text: str) -> int:
+        """Async twin of `get_num_tokens`."""
+        return await acount_text(await self._aready(), self.model, text, special=False)
+
+    async def aget_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Async twin of `get_num_tokens_from_messages`."""
+        return await acount_messages(await self._aready(), self.model, messages, tools)
+
     # ------------------------------------------------------------------ I/O shells
 
     def _generate(
@@ -258,7 +309,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
         self._ready()  # detect the server family at the first call (see `_detect`)
         call = self._prepare(messages, stop, kwargs, stream=False)
-        piece = complete(call.runtime, call.request, call.assembler, chat=True)
+        piece = complete(call.runtime, call.request, call.assembler, chat=True, prompt=call.prompt)
         call.check_tool_called(bool(piece.tool_calls))
         return self._result(piece)
 
@@ -273,7 +324,9 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
         await self._aready()  # detect the server family at the first call (see `_detect`)
         call = self._prepare(messages, stop, kwargs, stream=False)
-        piece = await acomplete(call.runtime, call.request, call.assembler, chat=True)
+        piece = await acomplete(
+            call.runtime, call.request, call.assembler, chat=True, prompt=call.prompt
+        )
         call.check_tool_called(bool(piece.tool_calls))
         return self._result(piece)
 
@@ -288,7 +341,12 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         call = self._prepare(messages, stop, kwargs, stream=True)
         called = False
         for piece in iter_pieces(
-            call.runtime, call.request, call.assembler, chat=True, whole=call.whole
+            call.runtime,
+            call.request,
+            call.assembler,
+            chat=True,
+            whole=call.whole,
+            prompt=call.prompt,
         ):
             called = called or bool(piece.tool_calls)
             chunk = piece_to_chat_chunk(piece)
@@ -310,7 +368,12 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         call = self._prepare(messages, stop, kwargs, stream=True)
         called = False
         async for piece in aiter_pieces(
-            call.runtime, call.request, call.assembler, chat=True, whole=call.whole
+            call.runtime,
+            call.request,
+            call.assembler,
+            chat=True,
+            whole=call.whole,
+            prompt=call.prompt,
         ):
             called = called or bool(piece.tool_calls)
             chunk = piece_to_chat_chunk(piece)
@@ -330,6 +393,8 @@ class _Prepared(NamedTuple):
     """Fetch a whole answer even for a stream (a server whose tool streams are broken)."""
     forced: Any
     """The tool choice that forces a call (``"required"`` or a named tool), or None."""
+    prompt: Prompt
+    """What the request sends, for token accounting (context check, missing usage)."""
 
     def check_tool_called(self, called: bool) -> None:
         """Refuse an answer without a tool call when one was forced (never silent text)."""

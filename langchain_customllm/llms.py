@@ -19,6 +19,7 @@ from pydantic import ConfigDict
 from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._common import CustomLLMFields
 from langchain_customllm._convert import add_token_usage, piece_to_generation_chunk
+from langchain_customllm._counting import Prompt, acount_text, count_text
 from langchain_customllm._runtime import Runtime
 from langchain_customllm._streaming import acomplete, aiter_pieces, complete, iter_pieces
 from langchain_customllm.formats.base import WireRequest
@@ -72,7 +73,7 @@ class CustomLLM(CustomLLMFields, LLM):
 
     def _prepare(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool
-    ) -> tuple[Runtime, WireRequest, Assembler]:
+    ) -> tuple[Runtime, WireRequest, Assembler, Prompt]:
         runtime = self._runtime()
         params, include_stop = self._params(runtime, stop, kwargs)
         request = runtime.wire.completion_request(prompt, params, stream=stream)
@@ -86,7 +87,29 @@ class CustomLLM(CustomLLMFields, LLM):
                 runtime.pricing,
                 usage_estimated=runtime.profile.usage_estimated,
             ),
+            Prompt(
+                model=params.model,
+                text=prompt,
+                max_tokens=params.max_tokens,
+                missing_usage=self.missing_usage,
+                check_context=self.check_context_window,
+            ),
         )
+
+    # ------------------------------------------------------------------ token counts
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as a prompt, as the server counts it (special tokens included).
+
+        By the server's tokenizer where its profile names one (equal to the server's
+        ``prompt_tokens`` for that prompt); else langchain-core's approximate count, with a
+        one-time warning saying why. Cached per text.
+        """
+        return count_text(self._ready(), self.model, text, special=True)
+
+    async def aget_num_tokens(self, text: str) -> int:
+        """Async twin of `get_num_tokens`."""
+        return await acount_text(await self._aready(), self.model, text, special=True)
 
     @staticmethod
     def _generation(piece: Piece) -> Generation:
@@ -116,15 +139,15 @@ class CustomLLM(CustomLLMFields, LLM):
 
     def _complete(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Piece:
         self._ready()  # detect the server family at the first call (see `_detect`)
-        runtime, request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
-        return complete(runtime, request, assembler, chat=False)
+        runtime, request, assembler, counted = self._prepare(prompt, stop, kwargs, stream=False)
+        return complete(runtime, request, assembler, chat=False, prompt=counted)
 
     async def _acomplete(
         self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
     ) -> Piece:
         await self._aready()
-        runtime, request, assembler = self._prepare(prompt, stop, kwargs, stream=False)
-        return await acomplete(runtime, request, assembler, chat=False)
+        runtime, request, assembler, counted = self._prepare(prompt, stop, kwargs, stream=False)
+        return await acomplete(runtime, request, assembler, chat=False, prompt=counted)
 
     # ------------------------------------------------------------------ I/O shells
 
@@ -192,8 +215,8 @@ class CustomLLM(CustomLLMFields, LLM):
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
         self._ready()
-        runtime, request, assembler = self._prepare(prompt, stop, kwargs, stream=True)
-        for piece in iter_pieces(runtime, request, assembler, chat=False):
+        runtime, request, assembler, counted = self._prepare(prompt, stop, kwargs, stream=True)
+        for piece in iter_pieces(runtime, request, assembler, chat=False, prompt=counted):
             chunk = piece_to_generation_chunk(piece)
             # langchain-core does not fire the token callback for LLMs: do it before yielding.
             if run_manager is not None:
@@ -208,8 +231,8 @@ class CustomLLM(CustomLLMFields, LLM):
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
         await self._aready()
-        runtime, request, assembler = self._prepare(prompt, stop, kwargs, stream=True)
-        async for piece in aiter_pieces(runtime, request, assembler, chat=False):
+        runtime, request, assembler, counted = self._prepare(prompt, stop, kwargs, stream=True)
+        async for piece in aiter_pieces(runtime, request, assembler, chat=False, prompt=counted):
             chunk = piece_to_generation_chunk(piece)
             if run_manager is not None:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)

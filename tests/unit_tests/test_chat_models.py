@@ -198,10 +198,18 @@ def test_stream_chunks_usage_once_and_last_marker(server: FakeServer, mode: str)
 
 
 def test_stream_without_usage_from_server(server: FakeServer, mode: str) -> None:
-    # llama.cpp ignores include_usage: no usage anywhere, and nothing invented.
+    # No usage from the server and no tokenizer in the profile: estimated, and said so.
     server.stream(sse(*chat_chunks(["Hi"])))
     chunks = run_stream(server.chat(), "q", mode)
+    assert chunks[-1].usage_metadata is not None
+    assert merge(chunks).response_metadata["usage_source"] == "estimated"
+
+
+def test_stream_without_usage_left_out_when_asked(server: FakeServer, mode: str) -> None:
+    server.stream(sse(*chat_chunks(["Hi"])))
+    chunks = run_stream(server.chat(missing_usage="none"), "q", mode)
     assert all(c.usage_metadata is None for c in chunks)
+    assert "usage_source" not in merge(chunks).response_metadata
 
 
 def test_stream_reasoning_is_kept(server: FakeServer, mode: str) -> None:

@@ -179,7 +179,7 @@ def test_astream_events_chat(server: FakeServer) -> None:
 
 def test_stream_without_usage_has_no_cost(server: FakeServer, mode: str) -> None:
     chat_stream(server, usage=None)
-    chunks = run_stream(server.chat(pricing=PRICE), "q", mode)
+    chunks = run_stream(server.chat(pricing=PRICE, missing_usage="none"), "q", mode)
     assert all(c.usage_metadata is None for c in chunks)
     assert all("cost" not in c.response_metadata for c in chunks)
 

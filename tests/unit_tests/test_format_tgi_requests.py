@@ -188,7 +188,7 @@ def test_invoke_reads_text_finish_and_prefill_usage(server: FakeServer, mode: st
 def test_invoke_with_empty_prefill_reports_no_usage(server: FakeServer, mode: str) -> None:
     # TGI 3.x returns prefill: [] (issue #2973): the input count is unknown, not zero.
     server.json(LLAMA_WHOLE_V3)
-    result = run_invoke(chat(server), "Test request", mode)
+    result = run_invoke(chat(server, missing_usage="none"), "Test request", mode)
     assert result.content == " for /api/v1/projects/1"
     assert result.usage_metadata is None
     assert result.response_metadata["finish_reason"] == "length"

@@ -56,15 +56,17 @@ def test_docs_stream_without_input_length(server: FakeServer, mode: str) -> None
     full = merge(run_stream(chat(server), "How do you make cheese?", mode))
     assert full.content == "\nTo make cheese, you need to start with milk."
     assert full.response_metadata["finish_reason"] == "length"
-    # StreamDetails of that version had no input_length: no usage rather than a guess.
-    assert full.usage_metadata is None
+    # StreamDetails of that version had no input_length: the usage is an estimate, marked so.
+    assert full.usage_metadata is not None
+    assert full.response_metadata["usage_source"] == "estimated"
 
 
 def test_final_event_without_details_still_ends_the_stream(server: FakeServer, mode: str) -> None:
     events = stream_of(["Fuji", "."], eos=None)
     events[-1]["details"] = None  # parameters.details false: generated_text alone marks the end
     server.stream(tgi_sse(*events))
-    full = merge(run_stream(chat(server, extra_body={"details": False}), "q", mode))
+    model = chat(server, extra_body={"details": False}, missing_usage="none")
+    full = merge(run_stream(model, "q", mode))
     assert full.content == "Fuji."
     assert full.response_metadata["finish_reason"] is None
     assert full.usage_metadata is None

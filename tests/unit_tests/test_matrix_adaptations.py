@@ -217,9 +217,18 @@ def test_estimated_usage_with_an_overridden_profile(server: FakeServer, mode: st
     assert merge(chunks).response_metadata["usage_estimated"] is True
 
 
-def test_no_usage_means_nothing_to_mark(server: FakeServer, mode: str) -> None:
+def test_no_usage_is_estimated_and_marked_once(server: FakeServer, mode: str) -> None:
+    # The gateway sent none and has no tokenizer: our estimate, marked as one (both flags).
     server.stream(sse(*chat_chunks(["Paris."])))
     chunks = run_stream(server.chat(server_profile="litellm"), "q", mode)
+    marked = [c for c in chunks if "usage_estimated" in c.response_metadata]
+    assert len(marked) == 1
+    assert marked[0].response_metadata["usage_source"] == "estimated"
+
+
+def test_no_usage_left_out_means_nothing_to_mark(server: FakeServer, mode: str) -> None:
+    server.stream(sse(*chat_chunks(["Paris."])))
+    chunks = run_stream(server.chat(server_profile="litellm", missing_usage="none"), "q", mode)
     assert all("usage_estimated" not in c.response_metadata for c in chunks)
 
 

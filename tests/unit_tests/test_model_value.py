@@ -87,7 +87,8 @@ def test_a_copys_server_profile_is_used_even_before_any_call(wire: Wire, method:
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
     call(llamacpp.bind_tools([tool], tool_choice="any"), method)
     # llama.cpp refuses "required": with one tool, the profile names it instead.
-    assert wire.sent[-1].body["tool_choice"] == {"type": "function", "function": {"name": "f"}}
+    chats = [s for s in wire.sent if s.url.endswith("/chat/completions")]  # not /tokenize
+    assert chats[-1].body["tool_choice"] == {"type": "function", "function": {"name": "f"}}
     call(fresh.bind_tools([tool], tool_choice="any"), method)
     assert wire.sent[-1].body["tool_choice"] == "required"
 

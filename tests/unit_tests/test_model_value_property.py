@@ -87,7 +87,10 @@ def test_a_changed_model_sends_what_a_fresh_one_sends(
     call(changed, method)
     fresh = cls(**{**start, "temperature": 0.5, "max_tokens": 7, **changes})
     call(fresh, method)
-    sent_by_changed, sent_by_fresh = wire.sent[-2], wire.sent[-1]
+    # The model's own requests: a profile with a tokenizer also counts missing usage at
+    # the server's root (/tokenize), cached, so the fresh model may send fewer of those.
+    api = [sent for sent in wire.sent if "/v1/" in sent.url]
+    sent_by_changed, sent_by_fresh = api[-2], api[-1]
     assert sent_by_changed.comparable() == sent_by_fresh.comparable()
 
 

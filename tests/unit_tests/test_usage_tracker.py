@@ -363,7 +363,8 @@ def test_chain_stream_with_tracker(server: FakeServer) -> None:
     chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | server.chat(pricing=PRICE)
     with track_usage() as usage:
         list(chain.stream({"q": "q"}))
-        list(server.llm(pricing=PRICE).stream("q"))  # no usage in this stream
+        # No usage in this stream, and none estimated: an unpriced request.
+        list(server.llm(pricing=PRICE, missing_usage="none").stream("q"))
     assert usage.total.requests == 2
     assert usage.total.unpriced_requests == 1
     assert usage.total.cost == pytest.approx(CALL_COST)
