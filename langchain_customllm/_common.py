@@ -33,8 +33,7 @@ from langchain_customllm.pricing import Pricing, PricingTable
 from langchain_customllm.profiles import (
     ServerProfile,
     adapt_response_format,
-    adapt_tool_choice,
-    adapt_tools,
+    adapt_tools_and_choice,
 )
 
 __all__ = ["DEFAULT_BASE_URL", "CustomLLMFields"]
@@ -329,8 +328,9 @@ class CustomLLMFields(ModelValue):
                 response_format="response_format" in kwargs,
             )
             # Spelled for the profile now, not at bind time: see `_detect`.
-            tools = adapt_tools(kwargs.get("tools") or (), runtime.profile)
-            tool_choice = adapt_tool_choice(kwargs.get("tool_choice"), tools, runtime.profile)
+            tools, tool_choice = adapt_tools_and_choice(
+                kwargs.get("tools") or (), kwargs.get("tool_choice"), runtime.profile
+            )
             response_format = kwargs.get("response_format")
             if response_format is not None:
                 response_format = adapt_response_format(response_format, runtime.profile)

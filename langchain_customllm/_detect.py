@@ -14,6 +14,11 @@ answer names:
   at its constant 1677610602 (its ``owned_by`` is the backend's provider, e.g. ``openai``);
 - llama.cpp again: its ``server: llama.cpp`` header, when ``/models`` says nothing.
 
+On llama.cpp a second GET, ``/props``, reads the chat template the server runs: a template
+that declares how its tool calls start (a ``customllm-tool-call-prefix: "<json string>"``
+line, as ours in ``scripts/templates`` does) gets that ``tool_call_prefix`` in the profile,
+so forced tool calls work on it by default (see `profiles.prefill_tool_call`).
+
 Anything else, and any failure, stays ``generic``: detection never fails a call. The
 decision (`read_answer`: an answer to a `Detection`) is pure; `Detector` holds one
 runtime's state; answers are cached per ``base_url`` for the process (bounded, locked), so
@@ -31,8 +36,10 @@ server too.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
+import re
 import threading
 import time
 import weakref
@@ -53,6 +60,8 @@ __all__ = ["Detection", "Detector", "clear_cache", "family_of", "read_answer"]
 logger = logging.getLogger("langchain_customllm")
 
 MODELS_REQUEST = WireRequest("/models", {}, method="GET")
+PROPS_REQUEST = WireRequest("/props", {}, method="GET", root=True)
+_PREFIX_MARK = re.compile(r'customllm-tool-call-prefix:\s*("(?:[^"\\]|\\.)*")')
 # Long enough for a busy server on a slow machine, short enough not to stall a first call
 # for long when nothing answers (the real request then reports why).
 TIMEOUT_S = 5.0
@@ -74,11 +83,13 @@ class Detection:
         family: The `PROFILES` name of the server's family, or None (unknown: generic).
         reason: What gave the family away (for the log line).
         contexts: Context size in tokens per model id, where the answer gives one.
+        tool_call_prefix: The tool-call prefix the server's chat template declares.
     """
 
     family: str | None
     reason: str
     contexts: Mapping[str, int] = field(default_factory=dict)
+    tool_call_prefix: str | None = None
 
     def context_window(self, model: str) -> int | None:
         """The context size for ``model``: its own entry's, or the only one listed."""
@@ -92,7 +103,11 @@ class Detection:
         """The profile to use for ``model`` on this server."""
         base = PROFILES[self.family or "generic"]
         window = self.context_window(model)
-        return base if window is None else replace(base, context_window=window)
+        if window is not None:
+            base = replace(base, context_window=window)
+        if self.tool_call_prefix is not None:
+            base = replace(base, tool_call_prefix=self.tool_call_prefix)
+        return base
 
 
 def _positive_int(value: Any) -> int | None:
@@ -171,6 +186,30 @@ def read_answer(status: int, headers: Mapping[str, str], body: Any) -> Detection
     return Detection(family, reason, contexts)
 
 
+def declared_prefix(props: Any) -> str | None:
+    """The tool-call prefix a llama.cpp ``/props`` answer's chat template declares (pure)."""
+    template = props.get("chat_template") if isinstance(props, Mapping) else None
+    found = _PREFIX_MARK.search(template) if isinstance(template, str) else None
+    if found is None:
+        return None
+    try:
+        prefix = json.loads(found.group(1))
+    except ValueError:
+        return None
+    return prefix if isinstance(prefix, str) and prefix else None
+
+
+def _with_props(detection: Detection | None, props: Answer | None) -> Detection | None:
+    if detection is None or props is None or not 200 <= props[0] < 300:
+        return detection
+    prefix = declared_prefix(props[2])
+    return detection if prefix is None else replace(detection, tool_call_prefix=prefix)
+
+
+def _wants_props(detection: Detection | None) -> bool:
+    return detection is not None and detection.family == "llamacpp"
+
+
 # ----------------------------------------------------------------------------- the cache
 
 _LOCK = threading.Lock()
@@ -245,7 +284,12 @@ class Detector:
             return
         with _FLIGHTS[hash(self.base_url) % _STRIPES]:
             if self._due():  # another thread may have asked meanwhile
-                self._settle(_try(client.once, self.timeout))
+                answer = _try(client.once, MODELS_REQUEST, self.timeout)
+                detection = None if answer is None else read_answer(*answer)
+                if _wants_props(detection):
+                    props = _try(client.once, PROPS_REQUEST, self.timeout)
+                    detection = _with_props(detection, props)
+                self._settle(answer, detection)
 
     async def arun(self, client: ProviderClient) -> None:
         """Async twin of `run`: concurrent first calls on one loop share one GET."""
@@ -262,15 +306,19 @@ class Detector:
             await asyncio.wait([flight])  # then read what the leader kept, if anything
             return
         try:
-            self._settle(await _atry(client.aonce, self.timeout))
+            answer = await _atry(client.aonce, MODELS_REQUEST, self.timeout)
+            detection = None if answer is None else read_answer(*answer)
+            if _wants_props(detection):
+                props = await _atry(client.aonce, PROPS_REQUEST, self.timeout)
+                detection = _with_props(detection, props)
+            self._settle(answer, detection)
         finally:
             with _LOCK:
                 pending.pop(self.base_url, None)
             if not flight.done():
                 flight.set_result(None)
 
-    def _settle(self, answer: Answer | None) -> None:
-        detection = None if answer is None else read_answer(*answer)
+    def _settle(self, answer: Answer | None, detection: Detection | None) -> None:
         if detection is None:
             # No answer, or a server failing or busy: ask again later. Refused: not with
             # this runtime's key (a new key builds a new runtime, which asks again).
@@ -292,15 +340,15 @@ class Detector:
         )
 
 
-def _try(once: Any, timeout: float) -> Answer | None:
+def _try(once: Any, request: WireRequest, timeout: float) -> Answer | None:
     try:
-        return once(MODELS_REQUEST, timeout)  # type: ignore[no-any-return]
+        return once(request, timeout)  # type: ignore[no-any-return]
     except CustomLLMError:  # connection refused, timeout, ...: the real call will say
         return None
 
 
-async def _atry(aonce: Any, timeout: float) -> Answer | None:
+async def _atry(aonce: Any, request: WireRequest, timeout: float) -> Answer | None:
     try:
-        return await aonce(MODELS_REQUEST, timeout)  # type: ignore[no-any-return]
+        return await aonce(request, timeout)  # type: ignore[no-any-return]
     except CustomLLMError:
         return None

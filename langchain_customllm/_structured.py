@@ -36,7 +36,7 @@ from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm.profiles import (
     ServerProfile,
     adapt_response_format,
-    adapt_tool_choice,
+    adapt_tools_and_choice,
     with_strict,
 )
 
@@ -63,7 +63,7 @@ def format_tools(
 
 def check_tool_choice(choice: Any, tools: Sequence[dict[str, Any]], profile: ServerProfile) -> None:
     """Fail at bind time, not at the first call, for a choice the server cannot honour."""
-    adapt_tool_choice(choice, tools, profile)
+    adapt_tools_and_choice(tools, choice, profile)
 
 
 def _is_pydantic(schema: Any) -> bool:

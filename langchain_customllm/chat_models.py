@@ -41,7 +41,7 @@ from langchain_customllm._structured import (
     structured_output,
 )
 from langchain_customllm.formats.base import WireRequest
-from langchain_customllm.profiles import ServerProfile
+from langchain_customllm.profiles import ServerProfile, prefill_tool_call
 
 __all__ = ["ChatCustomLLM"]
 
@@ -234,6 +234,8 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
             usage_estimated=profile.usage_estimated,
         )
         forced = params.tool_choice if params.tool_choice not in (None, "auto", "none") else None
+        if forced is not None:
+            prefill_tool_call(request.body, profile)
         prompt = Prompt(
             model=params.model,
             messages=messages,

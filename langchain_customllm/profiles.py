@@ -36,7 +36,9 @@ __all__ = [
     "adapt_response_format",
     "adapt_tool_choice",
     "adapt_tools",
+    "adapt_tools_and_choice",
     "get_profile",
+    "prefill_tool_call",
 ]
 
 logger = logging.getLogger("langchain_customllm")
@@ -50,7 +52,7 @@ TokenizerKind = Literal["llamacpp", "vllm", "llama-cpp-python"]
 
 @dataclass(frozen=True)
 class ServerProfile:
-    """Capabilities of one server family (all True/"native" means: like OpenAI's API).
+    r"""Capabilities of one server family (all True/"native" means: like OpenAI's API).
 
     Attributes:
         name: The profile's name.
@@ -76,6 +78,12 @@ class ServerProfile:
         tokenizer: Which tokenizer endpoint the server has, if any (``llamacpp``,
             ``vllm``, ``llama-cpp-python``): token counts and the usage of streams that
             carry none come from it.
+        tool_call_prefix: Text that starts the assistant turn when a tool call is forced
+            (``required`` or a named tool), sent as a trailing assistant message with
+            ``parallel_tool_calls: false``. llama-server's grammar for ``required`` lets a
+            model write text before the call, and small models do; continuing from the
+            template's own call marker (``"<tool_call>\\n"``) leaves them only the call.
+            Detected from a chat template that declares it (see `_detect`).
     """
 
     name: str
@@ -93,6 +101,7 @@ class ServerProfile:
     logprobs: bool = True
     context_window: int | None = None
     tokenizer: TokenizerKind | None = None
+    tool_call_prefix: str | None = None
 
     def model_profile(self, wire: WireFormat | None = None) -> ModelProfile:
         """The langchain-core `ModelProfile` this server profile implies.
@@ -127,7 +136,11 @@ PROFILES: dict[str, ServerProfile] = {
     # ../shared/notes/llama-server-cpp.md): stream usage, OpenAI json_schema, n and logprobs
     # all work; images need a vision projector (--mmproj). Tools work when the chat template
     # declares them (--chat-template-file); `auto` then streams properly.
-    "llamacpp": ServerProfile("llamacpp", image_inputs=False, tokenizer="llamacpp"),
+    # A named tool_choice object is read as "auto" (only a warning in its log): a named
+    # tool is forced by sending that tool alone with "required" (see adapt_tools_and_choice).
+    "llamacpp": ServerProfile(
+        "llamacpp", tool_choice_named=False, image_inputs=False, tokenizer="llamacpp"
+    ),
     # llama-cpp-python 0.3.36's server (`python -m llama_cpp.server`), measured here (see
     # ../shared/notes/llama-cpp-server.md). It was called `llamacpp` in 0.1.
     "llama-cpp-python": ServerProfile(
@@ -240,6 +253,48 @@ def adapt_tools(
     if not profile.strict_tools:
         return tuple(tools)
     return tuple(with_strict(tool, True) for tool in tools)
+
+
+def _named(choice: Any) -> str | None:
+    """The tool a choice names (``"get_weather"`` or OpenAI's object), else None."""
+    if isinstance(choice, Mapping):
+        return _tool_name(choice)
+    if isinstance(choice, str) and choice not in ("auto", "none", "any", "required"):
+        return choice
+    return None
+
+
+def adapt_tools_and_choice(
+    tools: Sequence[dict[str, Any]], choice: Any, profile: ServerProfile
+) -> tuple[tuple[dict[str, Any], ...], Any]:
+    """The tools and ``tool_choice`` to send, both spelled for this server.
+
+    A server that forces "some tool" but not a named one (llama-server reads a named
+    choice as ``auto``) gets the named tool alone with ``required``: the same call, forced.
+
+    Raises:
+        ConfigurationError: If the server cannot honour the tools or the choice.
+    """
+    adapted = adapt_tools(tools, profile)
+    name = _named(choice)
+    if name is not None and not profile.tool_choice_named and profile.tool_choice_required:
+        alone = tuple(t for t in adapted if _tool_name(t) == name)
+        if alone:
+            return alone, "required"
+    return adapted, adapt_tool_choice(choice, adapted, profile)
+
+
+def prefill_tool_call(body: dict[str, Any], profile: ServerProfile) -> None:
+    """Make a forced tool call start right away where the profile says how (in place).
+
+    Appends an assistant turn holding ``profile.tool_call_prefix`` (llama-server continues
+    it, so its grammar admits only the call) and asks for one call: with parallel calls
+    allowed a small model keeps adding calls until ``max_tokens`` cuts the last one.
+    """
+    messages = body.get("messages")
+    if profile.tool_call_prefix and isinstance(messages, list):
+        body["messages"] = [*messages, {"role": "assistant", "content": profile.tool_call_prefix}]
+        body["parallel_tool_calls"] = False
 
 
 def adapt_tool_choice(

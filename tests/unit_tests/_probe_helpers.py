@@ -54,6 +54,7 @@ class Sim:
     # llama-server whose template has no tools) | none (400)
     tools: str = "grammar"
     required: str = "ignore"  # call | ignore | 500
+    named: bool = True  # a named tool_choice forces that call (llama-server reads it as auto)
     stream_auto_empty: bool = True
     repeat_id_name: bool = True
     string_args: bool = False  # vLLM without strict: arguments are a JSON string of JSON
@@ -161,7 +162,9 @@ class Sim:
         if not body.get("tools") or self.tools in ("none", "text"):
             return None
         choice = body.get("tool_choice", "auto")
-        call = isinstance(choice, dict) or (choice == "required" and self.required == "call")
+        call = (isinstance(choice, dict) and self.named) or (
+            choice == "required" and self.required == "call"
+        )
         call = call or (choice == "auto" and self.tools == "fc")
         if not call:
             return None
@@ -343,6 +346,7 @@ LLAMA_SERVER = Sim(
     json_schema="native",
     tools="text",
     required="ignore",
+    named=False,
     stream_auto_empty=False,
     repeat_id_name=False,
     content_parts="ok",

@@ -144,6 +144,8 @@ class FakeServer:
     # model without server_profile sends it before its first call): 404 is "not a known
     # server", so the model stays generic.
     models: Answer = field(default_factory=lambda: httpx.Response(404))
+    # llama.cpp's /props, asked after /models names llama.cpp (its chat template).
+    props: Answer = field(default_factory=lambda: httpx.Response(404))
     detections: list[httpx.Request] = field(default_factory=list)
 
     def add(self, *answers: Answer) -> FakeServer:
@@ -169,9 +171,10 @@ class FakeServer:
         return stream
 
     def handler(self, request: httpx.Request) -> httpx.Response:
-        if request.method == "GET" and request.url.path.endswith("/models"):
+        if request.method == "GET" and request.url.path.endswith(("/models", "/props")):
             self.detections.append(request)
-            return self._answer(self.models, request)
+            found = self.models if request.url.path.endswith("/models") else self.props
+            return self._answer(found, request)
         self.requests.append(request)
         if not self.answers:
             raise AssertionError(f"unexpected request #{len(self.requests)}: {request.url}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import pathlib
 import pickle
 import threading
 import time
@@ -27,6 +28,7 @@ from langchain_customllm._detect import (
     Detection,
     _keep,
     cached,
+    declared_prefix,
     family_of,
     read_answer,
 )
@@ -47,6 +49,8 @@ __all__ = ["wire"]  # the fixture, imported for pytest
 
 URL = "https://llm.test/v1"
 TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+OTHER = {"type": "function", "function": {"name": "g", "parameters": {"type": "object"}}}
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 class City(BaseModel):
@@ -54,7 +58,13 @@ class City(BaseModel):
 
 
 def _models(wire: Wire) -> list[str]:
-    return [sent.url for sent in wire.detections]
+    # Only the /models GETs: on llama.cpp a /props GET follows (see the prefix tests).
+    return [sent.url for sent in wire.detections if sent.url.endswith("/models")]
+
+
+def _calls(wire: Wire) -> list[Any]:
+    # The model's requests, without the /tokenize ones that count a stream's usage.
+    return [sent for sent in wire.sent if sent.url.endswith("completions")]
 
 
 # --------------------------------------------------------------------------- the decision
@@ -148,7 +158,7 @@ def test_detected_at_the_first_call_on_every_path(wire: Wire, kind: str, method:
     sent = wire.detections[0]
     assert sent.headers["authorization"] == "Bearer sk-detect-1"  # the model's own headers
     assert sent.timeout["read"] == TIMEOUT_S  # short, whatever the model's timeout
-    assert len(wire.sent) == 2
+    assert len(_calls(wire)) == 2
     profile = model._runtime().profile
     assert (profile.name, profile.context_window) == ("llamacpp", 1024)
     assert ("profile" in model.__dict__) is (kind == "chat")  # no stray field on CustomLLM
@@ -165,8 +175,8 @@ def test_tools_bound_before_the_first_call_are_spelled_for_the_detected_server(
     bound = llm.bind_tools([TOOL], tool_choice="any")  # before the server is known
     call(bound, method)
     # llama-cpp-python cannot take "required": with one tool, it is named.
-    assert wire.sent[-1].body["tool_choice"] == {"type": "function", "function": {"name": "f"}}
-    assert "strict" not in wire.sent[-1].body["tools"][0]["function"]
+    assert _calls(wire)[-1].body["tool_choice"] == {"type": "function", "function": {"name": "f"}}
+    assert "strict" not in _calls(wire)[-1].body["tools"][0]["function"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -178,7 +188,7 @@ def test_structured_output_bound_before_the_first_call_follows_the_server(
     structured = _model("chat").with_structured_output(City)
     result = call(structured, method)
     assert result == City(city="Paris") or result[-1] == City(city="Paris")
-    sent = wire.sent[-1].body["response_format"]
+    sent = _calls(wire)[-1].body["response_format"]
     assert sent["type"] == "json_object"  # llama-cpp-python's spelling of json_schema
     assert sent["schema"]["properties"]["city"]["type"] == "string"
 
@@ -201,7 +211,7 @@ def test_vllm_detected_gets_strict_tools(wire: Wire) -> None:
     wire.answer = tool_call_answer
     wire.models = answering(VLLM)
     call(_model("chat").bind_tools([TOOL], tool_choice="f"), "invoke")
-    assert wire.sent[-1].body["tools"][0]["function"]["strict"] is True
+    assert _calls(wire)[-1].body["tools"][0]["function"]["strict"] is True
 
 
 @pytest.mark.parametrize("profile", ["generic", "vllm", {"base": "generic", "n": False}])
@@ -243,13 +253,15 @@ def test_a_failed_detection_stays_generic_and_never_fails_the_call(
     call(model, method)
     assert model._runtime().profile.name == "generic"
     # Not asked again on every call: a refusal not with this runtime, no answer not soon.
-    assert len(wire.detections) == 1
+    assert len(_models(wire)) == 1
 
 
 def test_a_refused_detection_is_not_cached_and_a_new_key_asks_again(wire: Wire) -> None:
     keys: list[str | None] = []
 
     def models(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/props":  # asked after /models names llama.cpp
+            return httpx.Response(404)
         keys.append(request.headers.get("authorization"))
         if request.headers.get("authorization") != "Bearer good":
             return httpx.Response(401, json={"detail": "Invalid API key"})
@@ -301,7 +313,7 @@ def test_copies_and_unpickled_models_reuse_the_answer(wire: Wire) -> None:
         call(clone, "invoke")
         assert clone._runtime().profile.context_window == 1024
         assert clone._runtime() is not model._runtime()
-    assert len(wire.detections) == 1
+    assert len(_models(wire)) == 1
     # Another server: asked anew.
     model.base_url = "https://other.test/v1"
     call(model, "invoke")
@@ -315,7 +327,7 @@ def test_a_model_built_after_detection_knows_without_asking(wire: Wire) -> None:
     assert later.profile is not None
     assert later.profile["max_input_tokens"] == 2048
     assert later._runtime().profile.name == "vllm"
-    assert len(wire.detections) == 1
+    assert len(_models(wire)) == 1
 
 
 def test_concurrent_first_calls_send_one_get(wire: Wire) -> None:
@@ -336,7 +348,7 @@ def test_concurrent_first_calls_send_one_get(wire: Wire) -> None:
     for thread in threads:
         thread.join()
     assert len(results) == 6
-    assert len(wire.detections) == 1
+    assert len(_models(wire)) == 1
 
 
 def test_concurrent_async_first_calls_send_one_get(wire: Wire) -> None:
@@ -350,7 +362,7 @@ def test_concurrent_async_first_calls_send_one_get(wire: Wire) -> None:
             await model.aclose()
 
     assert len(asyncio.run(main())) == 5
-    assert len(wire.detections) == 1
+    assert len(_models(wire)) == 1
     assert model._runtime().profile.name == "llamacpp"
 
 
@@ -395,4 +407,62 @@ def test_an_empty_stream_is_explained_with_the_detected_context(
     server.stream(b"")
     with pytest.raises(ContextLengthExceededError, match="context of 50"):
         call(server.chat(), method, "word " * 200)
-    assert len(server.detections) == 1
+    assert len([r for r in server.detections if r.url.path.endswith("/models")]) == 1
+
+
+# --------------------------------------------------------------- a template's tool-call prefix
+
+TEMPLATE = (ROOT / "scripts" / "templates" / "smollm2-tools.jinja").read_text()
+
+
+def test_our_template_declares_its_tool_call_prefix() -> None:
+    assert declared_prefix({"chat_template": TEMPLATE}) == "<tool_call>\n"
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        None,
+        [],
+        {"chat_template": 3},
+        {"chat_template": "{{ messages }}"},  # a template that declares nothing
+        {"chat_template": 'customllm-tool-call-prefix: "unterminated'},
+        {"chat_template": 'customllm-tool-call-prefix: ""'},
+    ],
+)
+def test_no_prefix_unless_a_template_declares_a_usable_one(props: Any) -> None:
+    assert declared_prefix(props) is None
+
+
+def _props(request: httpx.Request) -> httpx.Response:
+    if request.url.path == "/props":  # beside /v1, not under it
+        return httpx.Response(200, json={"chat_template": TEMPLATE})
+    return httpx.Response(200, json=LLAMA_SERVER, headers=LLAMA_SERVER_HEADERS)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_forced_tool_on_llama_server_continues_the_templates_call_marker(
+    wire: Wire, method: str
+) -> None:
+    wire.models = _props
+    wire.answer = tool_call_answer
+    model = _model("chat").bind_tools([TOOL, OTHER], tool_choice="f")
+    call(model, method)
+    assert [sent.url for sent in wire.detections] == [f"{URL}/models", "https://llm.test/props"]
+    body = _calls(wire)[-1].body
+    # A named choice is read as "auto" by llama-server: that tool alone, with "required".
+    assert [t["function"]["name"] for t in body["tools"]] == ["f"]
+    assert body["tool_choice"] == "required"
+    assert body["messages"][-1] == {"role": "assistant", "content": "<tool_call>\n"}
+    assert body["parallel_tool_calls"] is False
+
+
+def test_tool_choice_auto_is_never_prefilled(wire: Wire) -> None:
+    # llama-server answers a prefilled "auto" with a 500 (the lazy grammar never starts).
+    wire.models = _props
+    model = _model("chat").bind_tools([TOOL, OTHER])
+    call(model, "invoke")
+    body = _calls(wire)[-1].body
+    assert body["messages"][-1]["role"] == "user"
+    assert "parallel_tool_calls" not in body
+    assert len(body["tools"]) == 2

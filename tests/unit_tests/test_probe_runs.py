@@ -112,11 +112,7 @@ def test_llama_server_cpp_is_recognised_as_llamacpp() -> None:
     assert report.best is not None
     assert report.best.name == "llamacpp"
     # The only differences: the tools this chat template cannot express.
-    assert set(report.best.differences) == {
-        "tool_calling",
-        "tool_choice_named",
-        "tool_choice_required",
-    }
+    assert set(report.best.differences) == {"tool_calling", "tool_choice_required"}
     assert report.recommendation().startswith(
         'ChatCustomLLM(base_url="http://llm.test/v1", model="smollm2", '
         'server_profile={"base": "llamacpp", "tool_calling": False'
@@ -127,7 +123,8 @@ def test_llama_server_cpp_is_recognised_as_llamacpp() -> None:
 
 
 def test_llama_server_cpp_with_tools_fits_llamacpp_exactly() -> None:
-    # With a chat template that declares tools, llama-server calls them like OpenAI.
+    # With a chat template that declares tools, llama-server calls them like OpenAI, except
+    # that it reads a named tool_choice as "auto" (forced instead by sending that tool alone).
     sim = replace(LLAMA_SERVER, tools="parser", required="call")
     report = probe_sim(sim)
     assert report.best is not None

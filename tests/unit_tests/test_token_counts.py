@@ -362,7 +362,7 @@ def test_trim_messages_is_exact(fake: Fake) -> None:
 
 
 def test_no_tokenizer_warns_once_and_estimates(fake: Fake) -> None:
-    llm = fake.model(ChatCustomLLM, base_url="http://warn-once.test/v1")
+    llm = fake.model(ChatCustomLLM, base_url="http://warn-once.test/v1", server_profile="generic")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         first = llm.get_num_tokens("abcdefgh")
