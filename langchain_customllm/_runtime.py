@@ -114,7 +114,8 @@ class Runtime:
             pools=pools,
             redact=Redactor(headers, model.secret_headers),
             max_retries=model.max_retries,
-            stream_chunk_timeout=model.stream_chunk_timeout,
+            # Embedding models never stream, and have no such setting.
+            stream_chunk_timeout=getattr(model, "stream_chunk_timeout", None),
         )
         return cls(wire, profile, pricing, client)
 
