@@ -34,6 +34,7 @@ __all__ = [
     "WireFormat",
     "WireRequest",
     "get_format",
+    "parse_embeddings_safely",
     "parse_event_safely",
     "parse_response_safely",
     "register_format",
@@ -429,6 +430,14 @@ def parse_response_safely(fmt: WireFormat, body: Any, *, chat: bool) -> ParsedCh
         return fmt.parse_response(body, chat=chat)
     except Exception as exc:  # any adapter bug must surface as a typed error
         _raise_typed(fmt, "the answer", body, exc, body)
+
+
+def parse_embeddings_safely(fmt: WireFormat, body: Any) -> ParsedEmbeddings:
+    """`WireFormat.parse_embeddings`, with a user adapter's stray exception made typed."""
+    try:
+        return fmt.parse_embeddings(body)
+    except Exception as exc:  # any adapter bug must surface as a typed error
+        _raise_typed(fmt, "the embeddings answer", body, exc, body)
 
 
 def parse_event_safely(fmt: WireFormat, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:

@@ -220,7 +220,7 @@ def test_custom_without_description_is_explained() -> None:
 
 
 def test_generation_paths_need_request_and_response() -> None:
-    with pytest.raises(ValueError, match="need `request` .* and `response`"):
+    with pytest.raises(ValueError, match=r"need `request` .* and `response`"):
         ChatCustomLLM(model="m", wire_format={"kind": "custom", "chat_path": "/p"})
 
 
