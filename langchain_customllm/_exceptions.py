@@ -412,7 +412,7 @@ def error_from_response(
     err.retry_after = parse_retry_after(headers)
     # Per instance: the server's x-should-retry may overrule what the status implies; a
     # request the server found invalid fails the same way every time.
-    refused = status_code >= 500 and cls is BadRequestError
+    refused = status_code >= 500 and issubclass(cls, BadRequestError)
     err.is_retryable = not refused and should_retry_status(status_code, headers)
     return err
 
