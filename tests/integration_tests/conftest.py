@@ -71,6 +71,27 @@ def tools_base_url() -> Iterator[str]:
     )
 
 
+# ------------------------------------------------------------------ embeddings (branch embed)
+EMBEDDINGS_PORT = int(os.environ.get("CUSTOMLLM_TEST_EMBEDDINGS_PORT", str(TEST_PORT + 2)))
+
+
+@pytest.fixture(scope="session")
+def embeddings_base_url() -> Iterator[str]:
+    """The /v1 root of a llama.cpp server started with ``--embeddings --pooling mean``.
+
+    The server answers embeddings only, so it is one of its own; set
+    ``CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL`` to use one you run. The starter's
+    ``embeddings=True`` passes those two flags (scripts/local_server.py, C++ server).
+    """
+    yield from _serve(
+        "CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL",
+        lambda: _local_server().start(port=EMBEDDINGS_PORT, embeddings=True),
+    )
+
+
+# ------------------------------------------------------------------ end of embeddings
+
+
 @pytest.fixture(params=["sync", "async"])
 def mode(request: pytest.FixtureRequest) -> str:
     """Run a test on both twins: invoke/stream and ainvoke/astream."""
