@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Iterator
 
 import pytest
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
@@ -24,6 +25,7 @@ from langchain_customllm import (
     track_usage,
 )
 from tests.integration_tests.conftest import MODEL
+from tests.servers.embeddings import LlamaEmbedder, normalized, serve_ollama, serve_tei
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +126,38 @@ def test_usage_reaches_track_usage(embedder: CustomLLMEmbeddings) -> None:
 
 def test_empty_list_sends_nothing(embedder: CustomLLMEmbeddings) -> None:
     assert embedder.embed_documents([]) == []
+
+
+# ----------------------------------------------------------------- Ollama and TEI emulators
+
+
+@pytest.fixture
+def llama(embeddings_base_url: str) -> Iterator[LlamaEmbedder]:
+    embedder = LlamaEmbedder(embeddings_base_url)
+    yield embedder
+    embedder.close()
+
+
+def test_ollama_format_through_the_emulator(
+    llama: LlamaEmbedder, embedder: CustomLLMEmbeddings
+) -> None:
+    direct = embedder.embed_documents(TEXTS[:3])
+    with serve_ollama(llama) as server:
+        model = CustomLLMEmbeddings(model=MODEL, base_url=server.url, wire_format="ollama")
+        with track_usage() as usage:
+            vectors = model.embed_documents(TEXTS[:3])
+        assert all(_close(a, b) for a, b in zip(direct, vectors, strict=True))
+        assert usage.total.input_tokens > 0
+        assert asyncio.run(model.aembed_query(TEXTS[0])) == vectors[0]
+
+
+def test_tei_format_through_the_emulator(
+    llama: LlamaEmbedder, embedder: CustomLLMEmbeddings
+) -> None:
+    direct = [normalized(v) for v in embedder.embed_documents(TEXTS[:3])]
+    with serve_tei(llama) as server:
+        model = CustomLLMEmbeddings(model=MODEL, base_url=server.url, wire_format="tei")
+        vectors = model.embed_documents(TEXTS[:3])
+        assert all(_close(a, b) for a, b in zip(direct, vectors, strict=True))
+        with pytest.raises(ContextLengthExceededError, match="Input 0 is too long"):
+            model.embed_query("word " * 600)
