@@ -58,8 +58,10 @@ def plan_batches(texts: Sequence[str], chunk_size: int, max_bytes: int) -> list[
 
     A single text larger than ``max_bytes`` goes alone (the server says whether it fits).
     """
-    if len(texts) <= chunk_size and sum(len(t) for t in texts) * 6 < max_bytes:
-        return [Batch(0, texts)]  # the common case, without measuring each text
+    # The common case without encoding each text: JSON spends at most 6 bytes a character
+    # (``\uXXXX``) and 3 more a text (quotes, comma).
+    if len(texts) <= chunk_size and sum(len(t) + 1 for t in texts) * 6 <= max_bytes:
+        return [Batch(0, texts)]
     batches: list[Batch] = []
     start, size = 0, 0
     for index, text in enumerate(texts):

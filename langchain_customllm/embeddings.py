@@ -227,6 +227,27 @@ class CustomLLMEmbeddings(ConnectionFields, Serializable, Embeddings):
         check_batch(parsed, batch)
         return parsed
 
+    async def _agather(
+        self, runtime: Runtime, params: EmbedParams, batches: list[Batch]
+    ) -> list[ParsedEmbeddings]:
+        """Every batch as a task, at most ``max_concurrency`` in flight, in order."""
+        gate = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(batch: Batch) -> ParsedEmbeddings:
+            async with gate:
+                return await self._asend(runtime, params, batch)
+
+        tasks = [asyncio.ensure_future(one(batch)) for batch in batches]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            # One batch failed (or the call was cancelled): the others stop too, rather
+            # than run on unowned in the caller's event loop.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
     def _embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
@@ -266,14 +287,7 @@ class CustomLLMEmbeddings(ConnectionFields, Serializable, Embeddings):
             if len(batches) == 1:
                 answers = [await self._asend(runtime, params, batches[0])]
             else:
-                # A semaphore bounds the tasks in flight; gather keeps the batches' order.
-                gate = asyncio.Semaphore(self.max_concurrency)
-
-                async def one(batch: Batch) -> ParsedEmbeddings:
-                    async with gate:
-                        return await self._asend(runtime, params, batch)
-
-                answers = list(await asyncio.gather(*(one(b) for b in batches)))
+                answers = await self._agather(runtime, params, batches)
             vectors, result = self._result(runtime, answers)
         except BaseException as error:
             await run.on_llm_error(error)

@@ -282,3 +282,32 @@ def test_copies_and_pickles_build_their_own_runtime() -> None:
     assert restored.chunk_size == 7
     assert restored._runtime() is not model._runtime()
     assert KEY not in repr(restored)
+
+
+def test_async_failure_cancels_the_other_batches() -> None:
+    import asyncio
+
+    started: list[str] = []
+
+    def answer(body: dict[str, Any]) -> httpx.Response:
+        started.append(body["input"][0])
+        if body["input"][0] == "alpha":
+            return httpx.Response(200, json={"data": []})
+        return httpx.Response(200, json=openai_answer(body["input"]))
+
+    server = EmbedServer(answer, delay=0.05)
+    model = server.model(chunk_size=1, max_concurrency=1)
+
+    async def run() -> list[asyncio.Task[Any]]:
+        with pytest.raises(ResponseError):
+            await model.aembed_documents(TEXTS)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    assert asyncio.run(run()) == []  # nothing left running in the loop
+    assert started == ["alpha"]  # the batches waiting for their turn were never sent
+
+
+def test_tiny_texts_respect_a_tiny_byte_cap() -> None:
+    server = EmbedServer()
+    server.model(max_batch_bytes=10).embed_documents(["", "", "", ""])
+    assert [len(b["input"]) for b in server.bodies] == [3, 1]
