@@ -79,14 +79,26 @@ EMBEDDINGS_PORT = int(os.environ.get("CUSTOMLLM_TEST_EMBEDDINGS_PORT", str(TEST_
 def embeddings_base_url() -> Iterator[str]:
     """The /v1 root of a llama.cpp server started with ``--embeddings --pooling mean``.
 
-    The server answers embeddings only, so it is one of its own; set
-    ``CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL`` to use one you run. The starter's
-    ``embeddings=True`` passes those two flags (scripts/local_server.py, C++ server).
+    A server of its own (mean pooling is set for the whole server), with ``--parallel 1``:
+    with two slots, this llama.cpp build returns a wrong vector for a request that waits for
+    a slot (test_embeddings_live.py). The starter's ``embeddings=True`` is to pass those
+    flags (scripts/local_server.py, C++ server); ``CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL``
+    names a server you run instead.
     """
-    yield from _serve(
-        "CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL",
-        lambda: _local_server().start(port=EMBEDDINGS_PORT, embeddings=True),
-    )
+
+    def start() -> Any:
+        try:
+            return _local_server().start(port=EMBEDDINGS_PORT, embeddings=True)
+        except TypeError as exc:
+            if "embeddings" not in str(exc):
+                raise
+            raise RuntimeError(
+                "scripts/local_server.py start() takes no embeddings=True yet (it comes with "
+                "the C++ server starter); set CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL to the /v1 "
+                "root of `llama-server --embeddings --pooling mean --parallel 1`"
+            ) from exc
+
+    yield from _serve("CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL", start)
 
 
 # ------------------------------------------------------------------ end of embeddings
