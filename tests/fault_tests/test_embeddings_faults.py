@@ -68,9 +68,9 @@ def _embed(model: CustomLLMEmbeddings, mode: str, texts: list[str]) -> list[list
     return asyncio.run(model.aembed_documents(texts))
 
 
-def _expected(name: str, texts: list[str]) -> list[list[float]]:
+def _expected(texts: list[str]) -> list[list[float]]:
     vectors, _ = HASH.embed(texts)
-    return [normalized(v) for v in vectors] if name == "tei" else vectors
+    return [normalized(v) for v in vectors]  # both servers normalize (TEI by default)
 
 
 def _close(got: list[list[float]], want: list[list[float]]) -> bool:
@@ -82,7 +82,7 @@ def _close(got: list[list[float]], want: list[list[float]]) -> bool:
 
 def test_clean_answer(emulator: tuple[str, EmbedServer], mode: str) -> None:
     with _model(emulator) as model:
-        assert _close(_embed(model, mode, TEXTS), _expected(emulator[0], TEXTS))
+        assert _close(_embed(model, mode, TEXTS), _expected(TEXTS))
 
 
 def test_cut_answer_is_a_connection_error(emulator: tuple[str, EmbedServer], mode: str) -> None:
@@ -94,7 +94,7 @@ def test_cut_answer_is_a_connection_error(emulator: tuple[str, EmbedServer], mod
 def test_cut_answer_is_retried(emulator: tuple[str, EmbedServer], mode: str) -> None:
     emulator[1].faults.append("cut")
     with _model(emulator) as model:
-        assert _close(_embed(model, mode, TEXTS), _expected(emulator[0], TEXTS))
+        assert _close(_embed(model, mode, TEXTS), _expected(TEXTS))
     assert len(emulator[1].requests) == 2
 
 
@@ -114,13 +114,13 @@ def test_ollama_base64_vectors_are_decoded(mode: str) -> None:
     with serve_ollama(HASH) as server:
         server.faults.append("base64")
         with _model(("ollama", server)) as model:
-            assert _close(_embed(model, mode, TEXTS), _expected("ollama", TEXTS))
+            assert _close(_embed(model, mode, TEXTS), _expected(TEXTS))
 
 
 def test_429_is_retried(emulator: tuple[str, EmbedServer], mode: str) -> None:
     emulator[1].faults.append("429")
     with _model(emulator) as model:
-        assert _close(_embed(model, mode, TEXTS), _expected(emulator[0], TEXTS))
+        assert _close(_embed(model, mode, TEXTS), _expected(TEXTS))
     assert len(emulator[1].requests) == 2
 
 
@@ -128,14 +128,14 @@ def test_tei_413_halves_the_batch(mode: str) -> None:
     with serve_tei(HASH) as server:
         server.faults.append("413")
         with _model(("tei", server)) as model:
-            assert _close(_embed(model, mode, TEXTS), _expected("tei", TEXTS))
+            assert _close(_embed(model, mode, TEXTS), _expected(TEXTS))
         assert len(server.requests) == 3
 
 
 def test_tei_batch_limit_is_found_by_halving(mode: str) -> None:
     texts = [f"text number {i}" for i in range(TEI_MAX_BATCH + 8)]
     with serve_tei(HASH) as server, _model(("tei", server), chunk_size=100) as model:
-        assert _close(_embed(model, mode, texts), _expected("tei", texts))
+        assert _close(_embed(model, mode, texts), _expected(texts))
 
 
 def test_too_long_input_is_named(emulator: tuple[str, EmbedServer], mode: str) -> None:

@@ -141,7 +141,7 @@ def llama(embeddings_base_url: str) -> Iterator[LlamaEmbedder]:
 def test_ollama_format_through_the_emulator(
     llama: LlamaEmbedder, embedder: CustomLLMEmbeddings
 ) -> None:
-    direct = embedder.embed_documents(TEXTS[:3])
+    direct = [normalized(v) for v in embedder.embed_documents(TEXTS[:3])]
     with serve_ollama(llama) as server:
         model = CustomLLMEmbeddings(model=MODEL, base_url=server.url, wire_format="ollama")
         with track_usage() as usage:

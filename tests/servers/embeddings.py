@@ -13,7 +13,8 @@ Ollama (ollama/ollama ``docs/api.md`` "Generate Embeddings", ``api/types.go``
 - ``truncate: false`` with an input over the context: 400 ``{"error": "input exceeds
   maximum context length"}``; a missing model: 400 ``model is required``; an unknown one:
   404 ``model '<name>' not found``; an empty input list: 200 with no embeddings.
-- ``dimensions`` shortens each vector (then normalizes it, as Ollama does).
+- Every vector is L2-normalized (``EmbedHandler``'s ``normalize``), after ``dimensions``
+  shortens it.
 
 TEI (huggingface/text-embeddings-inference ``router/src/http/server.rs``, ``types.rs``):
 
@@ -178,9 +179,11 @@ class OllamaEmbedHandler(_EmbedHandler):
         if body.get("truncate", True) is False and any(c > MAX_TOKENS for c in counts):
             self.send_json(400, {"error": "input exceeds maximum context length"})
             return
+        # Ollama L2-normalizes every vector, after cutting it to ``dimensions`` if asked.
         dimensions = body.get("dimensions")
         if isinstance(dimensions, int) and dimensions > 0:
-            vectors = [normalized(v[:dimensions]) for v in vectors]
+            vectors = [v[:dimensions] for v in vectors]
+        vectors = [normalized(v) for v in vectors]
         if fault == "base64":
             encoded: list[Any] = [_b64(v) for v in vectors]
         else:
