@@ -1,9 +1,17 @@
-"""CustomLLMEmbeddings through the LiteLLM proxy in front of llama.cpp's embeddings server.
+"""CustomLLMEmbeddings through the LiteLLM proxy, and against vLLM (CPU) with a pooling runner.
 
-Marked ``matrix``. The proxy routes ``smollm2-embed`` (``openai/`` provider) to the llama.cpp
+Marked ``matrix``; each server's cells skip until its variable is set (no starter serves
+these yet).
+
+vLLM 0.32 (CPU): the converted SmolLM2 of ``scripts/vllm_server.py`` (its weights folder)
+served as ``smollm2`` with ``--runner pooling --convert embed --pooler-config
+'{"pooling_type": "MEAN", "use_activation": false}' --max-model-len 2048 --dtype float32
+--enforce-eager``; set ``CUSTOMLLM_TEST_VLLM_EMBEDDINGS_BASE_URL`` to its /v1 root.
+
+LiteLLM: the proxy routes ``smollm2-embed`` (``openai/`` provider) to the llama.cpp
 server started with ``--embeddings --pooling mean``; its master key is `LITELLM_KEY`. Set
-``CUSTOMLLM_TEST_LITELLM_EMBEDDINGS_BASE_URL`` to a proxy you run with that route; until
-``scripts/litellm_server.py`` serves it, the cells skip without it. A proxy config::
+``CUSTOMLLM_TEST_LITELLM_EMBEDDINGS_BASE_URL`` to a proxy you run with that route. A proxy
+config::
 
     model_list:
       - model_name: smollm2-embed
@@ -20,6 +28,7 @@ from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 
 from langchain_customllm import (
     AuthenticationError,
+    BadRequestError,
     ContextLengthExceededError,
     CustomLLMEmbeddings,
     track_usage,
@@ -84,3 +93,58 @@ def test_wrong_key_is_an_authentication_error(gateway: CustomLLMEmbeddings) -> N
 def test_too_long_input_is_named_through_the_gateway(gateway: CustomLLMEmbeddings) -> None:
     with pytest.raises(ContextLengthExceededError, match="Input 1 is too long"):
         gateway.embed_documents(["short", "word " * 3000])
+
+
+# ----------------------------------------------------------------- vLLM (CPU), pooling runner
+
+
+@pytest.fixture(scope="module")
+def vllm_embeddings_url() -> str:
+    url = os.environ.get("CUSTOMLLM_TEST_VLLM_EMBEDDINGS_BASE_URL")
+    if not url:
+        pytest.skip("set CUSTOMLLM_TEST_VLLM_EMBEDDINGS_BASE_URL (vLLM with --runner pooling)")
+    return url
+
+
+@pytest.fixture
+def vllm(vllm_embeddings_url: str) -> CustomLLMEmbeddings:
+    return CustomLLMEmbeddings(model="smollm2", base_url=vllm_embeddings_url, max_retries=0)
+
+
+class TestVLLMEmbeddings(EmbeddingsIntegrationTests):
+    @property
+    def embeddings_class(self) -> type[CustomLLMEmbeddings]:
+        return CustomLLMEmbeddings
+
+    @property
+    def embedding_model_params(self) -> dict[str, str]:
+        return {"model": "smollm2"}
+
+    @pytest.fixture
+    def model(self, vllm_embeddings_url: str) -> CustomLLMEmbeddings:
+        return CustomLLMEmbeddings(model="smollm2", base_url=vllm_embeddings_url)
+
+
+def test_vllm_width_order_and_usage(vllm: CustomLLMEmbeddings) -> None:
+    texts = ["one", "two words", "three words here", "four"]
+    alone = [vllm.embed_query(t) for t in texts]
+    with track_usage() as usage:
+        batched = vllm.model_copy(update={"chunk_size": 3, "max_concurrency": 2})
+        vectors = batched.embed_documents(texts)
+    assert [len(v) for v in vectors] == [WIDTH] * 4
+    for one, many in zip(alone, vectors, strict=True):
+        assert max(abs(a - b) for a, b in zip(one, many, strict=True)) < 1e-3
+    assert usage.total.input_tokens > 0
+
+
+def test_vllm_too_long_is_named_and_truncate_cuts(vllm: CustomLLMEmbeddings) -> None:
+    texts = ["short", "word " * 2100]  # over the server's --max-model-len 2048
+    with pytest.raises(ContextLengthExceededError, match="Input 1 is too long"):
+        vllm.embed_documents(texts)
+    cut = vllm.model_copy(update={"truncate": True}).embed_documents(texts)
+    assert [len(v) for v in cut] == [WIDTH, WIDTH]
+
+
+def test_vllm_refuses_dimensions_for_a_model_without_them(vllm: CustomLLMEmbeddings) -> None:
+    with pytest.raises(BadRequestError, match="Matryoshka"):
+        vllm.model_copy(update={"dimensions": 64}).embed_query("hello")
