@@ -92,6 +92,7 @@ $(LOWEST_VENV)/.installed: pyproject.toml tests/constraints-lowest.txt
 bench: setup $(VENV)/.bench-installed
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/prof.py $(BENCH_ARGS)
+	$(PY) bench/embed_bench.py $(BENCH_ARGS)
 
 $(VENV)/.bench-installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[bench]'

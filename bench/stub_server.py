@@ -11,6 +11,9 @@ from pre-rendered bytes, so the client under test is the bottleneck, never the s
   ``max_completion_tokens``, else 16. ``x-stub-delay-ms`` delays the answer (to see how many
   requests a client really keeps in flight). Order: a role event (chat only), N content events,
   a finish event, a usage event when ``stream_options.include_usage``, then ``[DONE]``.
+- ``POST /v1/embeddings``: one vector of ``EMBED_WIDTH`` floats per input (base64 float32
+  when ``encoding_format`` is ``base64``, as OpenAI's SDK asks by default), pre-rendered and
+  cached per (count, encoding), with usage; for the embeddings row (``embed_bench.py``).
 - ``GET /health`` and ``GET /v1/models`` answer small JSON; ``GET /stats`` the most requests
   in flight at once and the request count since the last ``/stats`` (then resets them).
 
@@ -22,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import signal
+import struct
 import sys
 
 HOST = "127.0.0.1"  # loopback only, always
@@ -174,6 +179,28 @@ def _chunk_count(headers: dict[bytes, bytes], req: dict[str, object]) -> int:
     return min(value, MAX_CHUNKS)
 
 
+EMBED_WIDTH = 384
+_EMBED_VECTOR = [round(0.001 * (i % 97) - 0.05, 6) for i in range(EMBED_WIDTH)]
+_embed_cache: dict[tuple[int, bool], bytes] = {}
+
+
+def embed_body(count: int, b64: bool) -> bytes:
+    """An OpenAI ``/embeddings`` answer for ``count`` inputs (cached)."""
+    key = (count, b64)
+    cached = _embed_cache.get(key)
+    if cached is None:
+        vector: object = (
+            base64.b64encode(struct.pack(f"<{EMBED_WIDTH}f", *_EMBED_VECTOR)).decode()
+            if b64
+            else _EMBED_VECTOR
+        )
+        data = [{"object": "embedding", "index": i, "embedding": vector} for i in range(count)]
+        usage = {"prompt_tokens": 4 * count, "total_tokens": 4 * count}
+        obj = {"object": "list", "data": data, "model": MODEL, "usage": usage}
+        cached = _embed_cache[key] = _response("200 OK", _dumps(obj))
+    return cached
+
+
 def answer(method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes) -> bytes:
     """The full HTTP response bytes for one request."""
     path = path.split(b"?", 1)[0]
@@ -191,6 +218,8 @@ def answer(method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes)
         kind = "chat"
     elif path == b"/completions":
         kind = "text"
+    elif path == b"/embeddings":
+        kind = "embed"
     else:
         return _NOT_FOUND
     try:
@@ -199,6 +228,11 @@ def answer(method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes)
         return _BAD_REQUEST
     if not isinstance(req, dict):
         return _BAD_REQUEST
+    if kind == "embed":
+        texts = req.get("input")
+        if not isinstance(texts, list):
+            return _BAD_REQUEST
+        return embed_body(len(texts), req.get("encoding_format") == "base64")
     if not req.get("stream"):
         return _WHOLE[kind]
     options = req.get("stream_options")

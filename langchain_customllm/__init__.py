@@ -1,8 +1,8 @@
 """langchain-customllm: any LLM server as a first-class LangChain model.
 
-`ChatCustomLLM` (chat) and `CustomLLM` (text completion) talk to a server through a thin
-httpx client and a pluggable wire format (OpenAI-compatible by default). Every error they
-raise is a `CustomLLMError` subclass.
+`ChatCustomLLM` (chat), `CustomLLM` (text completion) and `CustomLLMEmbeddings` talk to a
+server through a thin httpx client and a pluggable wire format (OpenAI-compatible by
+default). Every error they raise is a `CustomLLMError` subclass.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from langchain_customllm._framing import StreamEvent
     from langchain_customllm.chat_models import ChatCustomLLM
     from langchain_customllm.config import load_models
+    from langchain_customllm.embeddings import CustomLLMEmbeddings
     from langchain_customllm.formats import (
         ChatTemplate,
         CustomFormat,
@@ -76,6 +77,7 @@ _LAZY: dict[str, str] = {
     "StreamEvent": "_framing",
     "ServerProfile": "profiles",
     "CustomLLM": "llms",
+    "CustomLLMEmbeddings": "embeddings",
     "load_models": "config",
     **dict.fromkeys(
         ["ChatTemplate", "CustomFormat", "WireFormat", "get_format", "register_format"], "formats"
@@ -100,6 +102,7 @@ __all__ = [
     "Cost",
     "CustomFormat",
     "CustomLLM",
+    "CustomLLMEmbeddings",
     "CustomLLMError",
     "InternalServerError",
     "ModelUsage",

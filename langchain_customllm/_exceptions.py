@@ -307,6 +307,10 @@ def _is_context_overflow(status: int, body: Any, detail: str) -> bool:
         if err.get("type") == "exceed_context_size_error":
             return True
     lowered = detail.lower()
+    if status == 500 and "too large to process" in lowered:
+        # llama.cpp's server: an embeddings input longer than its batch answers 500
+        # "input (N tokens) is too large to process. increase the physical batch size".
+        return True
     return status in (400, 413, 422) and any(phrase in lowered for phrase in _OVERFLOW_PHRASES)
 
 
@@ -408,7 +412,7 @@ def error_from_response(
     err.retry_after = parse_retry_after(headers)
     # Per instance: the server's x-should-retry may overrule what the status implies; a
     # request the server found invalid fails the same way every time.
-    refused = status_code >= 500 and cls is BadRequestError
+    refused = status_code >= 500 and issubclass(cls, BadRequestError)
     err.is_retryable = not refused and should_retry_status(status_code, headers)
     return err
 

@@ -140,7 +140,8 @@ class Runtime:
             pools=pools,
             redact=Redactor(headers, model.secret_headers),
             max_retries=model.max_retries,
-            stream_chunk_timeout=model.stream_chunk_timeout,
+            # Embedding models never stream, and have no such setting.
+            stream_chunk_timeout=getattr(model, "stream_chunk_timeout", None),
         )
         # No I/O here (models are built, copied and unpickled without a server): the
         # detector only asks at the first call. Only OpenAI-compatible servers are asked:

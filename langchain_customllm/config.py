@@ -9,7 +9,7 @@
         request: {inputs: "{prompt}", parameters: {max_new_tokens: "{max_tokens}"}}
         response: {text: "outputs[0].text"}
     models:
-      local:                    # type: chat (default) or llm
+      local:                    # type: chat (default), llm or embeddings
         model: smollm2
         base_url: http://127.0.0.1:8765/v1
       in-house:
@@ -39,17 +39,23 @@ from langchain_customllm._settings import (
 )
 from langchain_customllm._text import did_you_mean
 from langchain_customllm.chat_models import ChatCustomLLM
+from langchain_customllm.embeddings import CustomLLMEmbeddings
 from langchain_customllm.llms import CustomLLM
 
 __all__ = ["build_model", "load_models"]
 
+# Any model a file can describe.
+Model = ChatCustomLLM | CustomLLM | CustomLLMEmbeddings
+
 # The classes say which ``type`` values they build (``from_config`` checks the same).
-_TYPES: dict[str, type[ChatCustomLLM] | type[CustomLLM]] = {
-    kind: cls for cls in (ChatCustomLLM, CustomLLM) for kind in cls._config_types
+_TYPES: dict[str, type[Model]] = {
+    kind: cls
+    for cls in (ChatCustomLLM, CustomLLM, CustomLLMEmbeddings)
+    for kind in cls._config_types
 }
 
 
-def build_model(name: str, spec: Any, config: ConfigFile) -> ChatCustomLLM | CustomLLM:
+def build_model(name: str, spec: Any, config: ConfigFile) -> Model:
     """Build the entry ``name`` of ``models:``; its ``type`` picks the class.
 
     Raises:
@@ -73,7 +79,7 @@ def build_model(name: str, spec: Any, config: ConfigFile) -> ChatCustomLLM | Cus
 
 def load_models(
     source: str | os.PathLike[str] | Mapping[str, Any],
-) -> dict[str, ChatCustomLLM | CustomLLM]:
+) -> dict[str, Model]:
     """Build every model of a configuration file (see the module docstring).
 
     Args:

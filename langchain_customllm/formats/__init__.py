@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 from langchain_customllm._lazy import lazy_exports
 from langchain_customllm.formats.base import (
+    EmbedParams,
     GenerationParams,
     ParsedChunk,
+    ParsedEmbeddings,
     TokenUsage,
     WireFormat,
     WireRequest,
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from langchain_customllm.formats.ollama import OllamaFormat
     from langchain_customllm.formats.openai import OpenAIFormat
     from langchain_customllm.formats.prompt import ChatTemplate
+    from langchain_customllm.formats.tei import TEIFormat
     from langchain_customllm.formats.tgi import TGIFormat
 
 _LAZY = {
@@ -33,6 +36,7 @@ _LAZY = {
     "CustomFormatConfig": "custom",
     "OllamaFormat": "ollama",
     "OpenAIFormat": "openai",
+    "TEIFormat": "tei",
     "TGIFormat": "tgi",
 }
 
@@ -40,10 +44,13 @@ __all__ = [
     "ChatTemplate",
     "CustomFormat",
     "CustomFormatConfig",
+    "EmbedParams",
     "GenerationParams",
     "OllamaFormat",
     "OpenAIFormat",
     "ParsedChunk",
+    "ParsedEmbeddings",
+    "TEIFormat",
     "TGIFormat",
     "TokenUsage",
     "WireFormat",

@@ -25,13 +25,16 @@ from langchain_customllm._framing import Framing, StreamEvent
 from langchain_customllm._text import did_you_mean, excerpt
 
 __all__ = [
+    "EmbedParams",
     "GenerationParams",
     "ParsedChunk",
+    "ParsedEmbeddings",
     "TokenUsage",
     "ToolCallPiece",
     "WireFormat",
     "WireRequest",
     "get_format",
+    "parse_embeddings_safely",
     "parse_event_safely",
     "parse_response_safely",
     "register_format",
@@ -149,6 +152,39 @@ class TokenUsage:
         return cls(inp, out, inp + out if total_tokens is None else total_tokens)
 
 
+@dataclass(frozen=True)
+class EmbedParams:
+    """What a format needs to build one embeddings request, besides the texts.
+
+    Attributes:
+        model: The model name sent to the server.
+        dimensions: The vector width to ask for (Matryoshka models), or None.
+        truncate: Let the server cut inputs that are too long (its own option); False asks
+            it to refuse them instead, where it can be told.
+        extra_body: Vendor parameters merged verbatim into the top level of the body.
+    """
+
+    model: str
+    dimensions: int | None = None
+    truncate: bool = False
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ParsedEmbeddings:
+    """The vectors of one embeddings answer, in input order, and what the server reported.
+
+    Attributes:
+        vectors: One vector per input, already ordered by the answer's ``index`` fields.
+        usage: Input tokens as the server reported them, if it did.
+        model: The model name the server reports.
+    """
+
+    vectors: list[list[float]]
+    usage: TokenUsage | None = None
+    model: str | None = None
+
+
 @dataclass
 class ParsedChunk:
     """A format-neutral piece of an answer: a whole response, or one stream event.
@@ -195,6 +231,7 @@ class WireFormat(ABC):
         supports_response_format: Whether requests can ask for JSON / JSON-schema output.
         supports_images: Whether requests can carry image content (else images are refused,
             never dropped).
+        supports_embeddings: Whether the format can build embeddings requests.
     """
 
     name: ClassVar[str]
@@ -206,6 +243,7 @@ class WireFormat(ABC):
     supports_tools: ClassVar[bool] = False
     supports_response_format: ClassVar[bool] = False
     supports_images: ClassVar[bool] = False
+    supports_embeddings: ClassVar[bool] = False
 
     @abstractmethod
     def chat_request(
@@ -246,6 +284,26 @@ class WireFormat(ABC):
         """
         return None
 
+    def embed_request(self, texts: Sequence[str], params: EmbedParams) -> WireRequest:
+        """Build a request that embeds ``texts`` (raw strings, in order).
+
+        Raises:
+            ConfigurationError: If this format has no embeddings endpoint (the default).
+        """
+        raise ConfigurationError(
+            f"wire_format {self.name!r} has no embeddings endpoint; use 'openai' "
+            "(/v1/embeddings), 'ollama' (/api/embed), 'tei' (/embed), or a custom format "
+            "with an `embed` section"
+        )
+
+    def parse_embeddings(self, body: Any) -> ParsedEmbeddings:
+        """Read an embeddings answer: the vectors in input order, usage and model.
+
+        Raises:
+            ResponseError: If the body is not what this format expects.
+        """
+        raise ConfigurationError(f"wire_format {self.name!r} has no embeddings endpoint")
+
 
 _REGISTRY: dict[str, Callable[..., WireFormat]] = {}
 # The built-in formats, imported on first use: a program that speaks only OpenAI's format
@@ -254,6 +312,7 @@ _BUILTIN_MODULES = {
     "openai": "langchain_customllm.formats.openai",
     "ollama": "langchain_customllm.formats.ollama",
     "tgi": "langchain_customllm.formats.tgi",
+    "tei": "langchain_customllm.formats.tei",
     "custom": "langchain_customllm.formats.custom",
 }
 
@@ -371,6 +430,14 @@ def parse_response_safely(fmt: WireFormat, body: Any, *, chat: bool) -> ParsedCh
         return fmt.parse_response(body, chat=chat)
     except Exception as exc:  # any adapter bug must surface as a typed error
         _raise_typed(fmt, "the answer", body, exc, body)
+
+
+def parse_embeddings_safely(fmt: WireFormat, body: Any) -> ParsedEmbeddings:
+    """`WireFormat.parse_embeddings`, with a user adapter's stray exception made typed."""
+    try:
+        return fmt.parse_embeddings(body)
+    except Exception as exc:  # any adapter bug must surface as a typed error
+        _raise_typed(fmt, "the embeddings answer", body, exc, body)
 
 
 def parse_event_safely(fmt: WireFormat, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:

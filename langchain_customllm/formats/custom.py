@@ -18,12 +18,13 @@ Placeholders: ``{prompt}``, ``{messages}`` (OpenAI-style list), ``{model}``, ``{
 placeholder is replaced by the typed value (a list stays a list, a number a number); if that
 value is unset, the key is dropped, so the server applies its own default. Placeholders inside
 longer strings are replaced by their text; ``{{`` and ``}}`` are literal braces.
+
+An ``embed`` section describes an embeddings endpoint (`embedding.EmbedSpec`); a format may
+have only that one, without paths, request or response for generation.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -36,25 +37,27 @@ from langchain_customllm._framing import Framing, StreamEvent
 from langchain_customllm._json import loads
 from langchain_customllm._text import excerpt, validation_problems
 from langchain_customllm.formats.base import (
+    EmbedParams,
     GenerationParams,
     ParsedChunk,
+    ParsedEmbeddings,
     TokenUsage,
     WireFormat,
     WireRequest,
     register_builtin_format,
     sampling_fields,
 )
+from langchain_customllm.formats.embedding import CustomEmbedder, EmbedSpec
 from langchain_customllm.formats.openai import messages_to_openai
 from langchain_customllm.formats.prompt import ChatTemplate, get_chat_template
 from langchain_customllm.formats.selectors import MISSING, Selector, compile_selector
+from langchain_customllm.formats.template import check_template, render
 
 __all__ = ["CustomFormat", "CustomFormatConfig"]
 
 PLACEHOLDERS = frozenset(
     {"prompt", "messages", "model", "max_tokens", "temperature", "top_p", "seed", "stop", "stream"}
 )
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)\}")
-_DROP: Any = object()  # marks a template value whose placeholder was unset
 
 
 class _Strict(BaseModel):
@@ -142,6 +145,7 @@ class CustomFormatConfig(_Strict):
         headers: Extra headers for every request to this API.
         send_stop: False if the API rejects a stop parameter (stops are enforced
             client-side anyway).
+        embed: The API's embeddings endpoint, if it has one (`embedding.EmbedSpec`).
     """
 
     kind: Literal["custom"] = "custom"
@@ -150,13 +154,14 @@ class CustomFormatConfig(_Strict):
     completion_path: str | None = None
     stream_chat_path: str | None = None
     stream_completion_path: str | None = None
-    request: dict[str, Any]
-    response: ResponseSpec
+    request: dict[str, Any] = Field(default_factory=dict)
+    response: ResponseSpec | None = None
     stream: StreamSpec | None = None
     error: ErrorSpec | None = None
     chat_template: str | dict[str, Any] = "chatml"
     headers: dict[str, str] = Field(default_factory=dict)
     send_stop: bool = True
+    embed: EmbedSpec | None = None
 
     @field_validator("headers")
     @classmethod
@@ -179,51 +184,6 @@ class CustomFormatConfig(_Strict):
         return value
 
 
-def _check_template(node: Any, where: str) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            _check_template(value, f"{where}.{key}")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            _check_template(value, f"{where}[{i}]")
-    elif isinstance(node, str):
-        for match in _PLACEHOLDER.finditer(node):
-            name = match.group(1)
-            if name is not None and name not in PLACEHOLDERS:
-                raise ConfigurationError(
-                    f"custom wire format: unknown placeholder {{{name}}} in {where}; "
-                    f"known: {', '.join(sorted(PLACEHOLDERS))} (write {{{{ for a literal brace)"
-                )
-
-
-def _render(node: Any, values: Mapping[str, Any]) -> Any:
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            rendered = _render(value, values)
-            if rendered is not _DROP:
-                out[key] = rendered
-        return out
-    if isinstance(node, list):
-        return [r for r in (_render(v, values) for v in node) if r is not _DROP]
-    if isinstance(node, str):
-        whole = _PLACEHOLDER.fullmatch(node)
-        if whole and whole.group(1):
-            value = values.get(whole.group(1))
-            return _DROP if value is None else value
-
-        def sub(match: re.Match[str]) -> str:
-            if match.group(1) is None:
-                return match.group()[0]
-            value = values.get(match.group(1))
-            if value is None:
-                return ""
-            return value if isinstance(value, str) else json.dumps(value)
-
-        return _PLACEHOLDER.sub(sub, node)
-    return node
-
-
 class CustomFormat(WireFormat):
     """A wire format built from a `CustomFormatConfig` (see the module docstring)."""
 
@@ -234,18 +194,30 @@ class CustomFormat(WireFormat):
             config = self.parse_config(config)
         self.config = config
         self.name = config.name  # type: ignore[misc]  # per-instance name for messages
-        if config.chat_path is None and config.completion_path is None:
+        generates = config.chat_path is not None or config.completion_path is not None
+        if not generates and config.embed is None:
             raise ConfigurationError(
-                f"custom wire format {config.name!r}: set chat_path and/or completion_path"
+                f"custom wire format {config.name!r}: set chat_path and/or completion_path "
+                "(with request and response), or an embed section"
             )
-        _check_template(config.request, "request")
+        if generates and (not config.request or config.response is None):
+            raise ConfigurationError(
+                f"custom wire format {config.name!r}: chat_path/completion_path need "
+                "`request` (the body) and `response` (where the text is)"
+            )
+        check_template(config.request, "request", PLACEHOLDERS)
         self._template: ChatTemplate = get_chat_template(config.chat_template)
-        self._response = self._compile(config.response.model_dump(), "response")
+        # An embeddings-only format has no response section and no generation path (a
+        # chat call fails in `_request`); the stand-in only keeps the readers total.
+        response = config.response or ResponseSpec(text="text")
+        self._response = self._compile(response.model_dump(), "response")
+        self._embed = CustomEmbedder(config.embed, config.name) if config.embed else None
+        self.supports_embeddings = config.embed is not None  # type: ignore[misc]
         self._stream: dict[str, Selector] = {}
         if config.stream is not None:
             # Usage and finish reason usually sit where the whole answer has them.
             inherited = {
-                key: getattr(config.response, key)
+                key: getattr(response, key)
                 for key in ("finish_reason", "input_tokens", "output_tokens")
             }
             declared = {k: v for k, v in config.stream.model_dump().items() if v is not None}
@@ -254,7 +226,7 @@ class CustomFormat(WireFormat):
         self.framing = config.stream.framing if config.stream else "ndjson"  # type: ignore[misc]
         self.supports_streaming = config.stream is not None  # type: ignore[misc]
         self.sends_stop_to_server = config.send_stop  # type: ignore[misc]
-        self.reports_usage = config.response.output_tokens is not None  # type: ignore[misc]
+        self.reports_usage = response.output_tokens is not None  # type: ignore[misc]
 
     @staticmethod
     def parse_config(data: Mapping[str, Any]) -> CustomFormatConfig:
@@ -284,7 +256,7 @@ class CustomFormat(WireFormat):
     ) -> WireRequest:
         if path is None:
             raise ConfigurationError(f"custom wire format {self.name!r}: no path for this call")
-        body = _render(self.config.request, values)
+        body = render(self.config.request, values)
         body.update(params.extra_body)
         return WireRequest(path=path, body=body, headers=dict(self.config.headers))
 
@@ -318,6 +290,20 @@ class CustomFormat(WireFormat):
         values["prompt"] = prompt
         values["messages"] = [{"role": "user", "content": prompt}]
         return self._request(self._path(False, stream), values, params, stream)
+
+    def embed_request(self, texts: Sequence[str], params: EmbedParams) -> WireRequest:
+        """Render the ``embed`` section's request template."""
+        if self._embed is None:
+            return super().embed_request(texts, params)
+        path, body = self._embed.request(texts, params)
+        return WireRequest(path=path, body=body, headers=dict(self.config.headers))
+
+    def parse_embeddings(self, body: Any) -> ParsedEmbeddings:
+        """Read the vectors, usage and model per the ``embed`` section."""
+        if self._embed is None:
+            return super().parse_embeddings(body)
+        self._raise_declared_error(body, stream=False)
+        return self._embed.parse(body)
 
     def error_message(self, body: Any) -> str | None:
         """The server's message from an error answer, per the ``error`` section."""

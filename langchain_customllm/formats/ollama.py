@@ -35,14 +35,17 @@ from langchain_customllm._framing import StreamEvent
 from langchain_customllm._json import loads
 from langchain_customllm._text import excerpt
 from langchain_customllm.formats.base import (
+    EmbedParams,
     GenerationParams,
     ParsedChunk,
+    ParsedEmbeddings,
     TokenUsage,
     WireFormat,
     WireRequest,
     register_builtin_format,
     sampling_fields,
 )
+from langchain_customllm.formats.embedding import ollama_embed_body, parse_ollama_embeddings
 from langchain_customllm.formats.prompt import message_role
 
 __all__ = ["OllamaFormat", "messages_to_ollama"]
@@ -190,11 +193,20 @@ def _text(value: Any) -> str:
 
 
 class OllamaFormat(WireFormat):
-    """Ollama's native ``/api/chat`` and ``/api/generate`` (NDJSON streams)."""
+    """Ollama's native ``/api/chat``, ``/api/generate`` (NDJSON streams) and ``/api/embed``."""
 
     name = "ollama"
     framing = "ndjson"
     supports_images = True
+    supports_embeddings = True
+
+    def embed_request(self, texts: Sequence[str], params: EmbedParams) -> WireRequest:
+        """Build a ``POST /api/embed`` request (``truncate`` always said: Ollama's is on)."""
+        return WireRequest(path="/api/embed", body=ollama_embed_body(texts, params))
+
+    def parse_embeddings(self, body: Any) -> ParsedEmbeddings:
+        """Read an ``api.EmbedResponse``: ``embeddings`` and ``prompt_eval_count``."""
+        return parse_ollama_embeddings(body)
 
     def chat_request(
         self, messages: Sequence[BaseMessage], params: GenerationParams, *, stream: bool

@@ -21,8 +21,10 @@ from langchain_customllm._framing import StreamEvent
 from langchain_customllm._json import loads, quick_loads
 from langchain_customllm._text import excerpt
 from langchain_customllm.formats.base import (
+    EmbedParams,
     GenerationParams,
     ParsedChunk,
+    ParsedEmbeddings,
     TokenUsage,
     ToolCallPiece,
     WireFormat,
@@ -30,6 +32,7 @@ from langchain_customllm.formats.base import (
     register_builtin_format,
     sampling_fields,
 )
+from langchain_customllm.formats.embedding import openai_embed_body, parse_openai_embeddings
 
 __all__ = ["OpenAIFormat", "messages_to_openai", "parse_openai_usage"]
 
@@ -154,6 +157,17 @@ class OpenAIFormat(WireFormat):
     supports_tools = True
     supports_response_format = True
     supports_images = True
+    supports_embeddings = True
+
+    def embed_request(self, texts: Sequence[str], params: EmbedParams) -> WireRequest:
+        """Build a ``POST /embeddings`` request: raw strings, floats asked for."""
+        return WireRequest(path="/embeddings", body=openai_embed_body(texts, params))
+
+    def parse_embeddings(self, body: Any) -> ParsedEmbeddings:
+        """Read an ``/embeddings`` answer, its vectors ordered by ``index``."""
+        parsed = parse_openai_embeddings(body)
+        parsed.usage = parse_openai_usage(body.get("usage"))
+        return parsed
 
     def chat_request(
         self, messages: Sequence[BaseMessage], params: GenerationParams, *, stream: bool

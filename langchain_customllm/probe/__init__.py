@@ -14,8 +14,9 @@ Layout (the decision logic is pure; only `Prober.send` does I/O):
 
 - `records`: `Exchange` (one recorded request and answer), `Row`, `Stream` / `parse_sse`.
 - `payloads`: what is sent: prompts, seed, schema, tool, the generated PNG.
-- `facts`, `tool_facts`, `image_facts` and `error_facts`: the ``judge_*`` functions,
-  exchanges to rows and facts.
+- `facts`, `tool_facts`, `image_facts`, `error_facts` and `embed_facts`: the ``judge_*``
+  functions, exchanges to rows and facts (``embed_facts``: the ``/embeddings`` endpoint, its
+  vector width and the largest batch it accepts).
 - `scoring`: `score_profiles` compares facts with `PROFILES`; `ProbeReport`; `recommend`.
 - `render`: ``render_*`` format the `ProbeReport` and the profiles.
 - `errors`: why a probe could not run (`ProbeUsageError`, ...) and `key_refusal`.

@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 import httpx
 from typing_extensions import Unpack
 
+from langchain_customllm.probe.embed_facts import embedding_exchanges, judge_embeddings
 from langchain_customllm.probe.error_facts import judge_errors
 from langchain_customllm.probe.errors import (
     ApiKeyRefusedError,
@@ -250,6 +251,8 @@ class Prober:
             notes.append(
                 "chat completions failed, nothing else was measured" + (f": {hint}" if hint else "")
             )
+            step("embeddings")  # an embeddings-only server (TEI's /v1) still gets its rows
+            take(self._probe_embeddings())
             return self._report(rows, facts, models, baseline, notes, started, chat_ok=False)
 
         # Grouped by prompt: llama.cpp-style servers reuse the last prompt's cache, so
@@ -272,6 +275,7 @@ class Prober:
             ("tools", self._probe_tools),
             ("image", self._probe_image),
             ("errors", lambda: self._probe_errors(unknown[0])),
+            ("embeddings", self._probe_embeddings),
         ]
         for name, probe in probes:
             step(name)
@@ -387,6 +391,9 @@ class Prober:
             wrong_key = self._chat_with_key(WRONG_KEY)
             no_key = self._chat_with_key(None)
         return judge_errors(unknown, malformed, wrong_key, no_key)
+
+    def _probe_embeddings(self) -> Judged:
+        return judge_embeddings(*embedding_exchanges(self.send, self.model))
 
     def _chat_with_key(self, key: str | None) -> Exchange:
         body = self._chat_body(max_tokens=1)

@@ -7,6 +7,8 @@ page names in a directive are started for it on loopback:
 - ``{server}``: the llama.cpp test server's root (the session fixture's, without ``/v1``);
 - ``{torchserve}``: the in-house torch-serve-style API of ``tests/servers/torchserve.py``;
 - ``{kserve}``: a KServe v1 predictor (below); both answer with the real model's text;
+- ``{embeddings}``: the llama.cpp embeddings server's root (``embeddings_base_url``), and
+  ``{ollama_embed}`` / ``{tei}``: the Ollama and TEI emulators in front of it;
 - ``{langsmith}``: the LangSmith collector of ``tests/servers/langsmith_collector.py``, with
   tracing turned on (``LANGSMITH_TRACING``, a fake ``LANGSMITH_API_KEY``) for the page.
 
@@ -22,7 +24,7 @@ import contextlib
 import importlib
 import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from langsmith import utils as ls_utils
 from tests.docs_tests.harness import DOCS, PYTHON, Page, Runner, expand_snippets, matches, parse
 from tests.servers import langsmith_collector, torchserve
 from tests.servers.base import Backend, Handler, LoopbackServer
+from tests.servers.embeddings import LlamaEmbedder, serve_ollama, serve_tei
 
 MODEL = "smollm2"
 PAGES = sorted(DOCS.rglob("*.md"))
@@ -105,7 +108,10 @@ def langsmith(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
 
 @contextlib.contextmanager
 def services(
-    page: Page, base_url: str, monkeypatch: pytest.MonkeyPatch
+    page: Page,
+    base_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    embeddings_url: Callable[[], str] = lambda: "",
 ) -> Iterator[tuple[dict[str, str], dict[str, LoopbackServer]]]:
     """Start the loopback services the page's directives name: their URLs and servers."""
     wanted = set()
@@ -121,6 +127,11 @@ def services(
         if "langsmith" in wanted:
             servers["langsmith"] = stack.enter_context(langsmith(monkeypatch))
         found = {"server": base_url.removesuffix("/v1")}
+        if wanted & {"embeddings", "ollama_embed", "tei"}:  # docs/embeddings.md
+            found["embeddings"] = embeddings_url().removesuffix("/v1")
+            embedder = stack.enter_context(contextlib.closing(LlamaEmbedder(embeddings_url())))
+            servers["ollama_embed"] = stack.enter_context(serve_ollama(embedder))
+            servers["tei"] = stack.enter_context(serve_tei(embedder))
         found.update({name: server.url for name, server in servers.items()})
         unknown = wanted - found.keys()
         assert not unknown, f"{page.path}: no such docs service: {sorted(unknown)}"
@@ -130,13 +141,22 @@ def services(
 @pytest.mark.integration
 @pytest.mark.parametrize("path", RUNNABLE, ids=lambda p: str(p.relative_to(DOCS)))
 def test_page_runs(
-    path: Path, base_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path,
+    base_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     page = PARSED[path]
     monkeypatch.chdir(tmp_path)
     for name in ("CUSTOMLLM_API_KEY", "LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2"):
         monkeypatch.delenv(name, raising=False)
-    with services(page, base_url, monkeypatch) as (found, servers):
+
+    def embeddings_url() -> str:
+        # The embeddings server is started only for the pages that name it.
+        return str(request.getfixturevalue("embeddings_base_url"))
+
+    with services(page, base_url, monkeypatch, embeddings_url) as (found, servers):
         runner = Runner(page, tmp_path, found, objects={"_services": servers})
         try:
             runner.run(monkeypatch.setenv)

@@ -71,6 +71,39 @@ def tools_base_url() -> Iterator[str]:
     )
 
 
+# ------------------------------------------------------------------ embeddings (branch embed)
+EMBEDDINGS_PORT = int(os.environ.get("CUSTOMLLM_TEST_EMBEDDINGS_PORT", str(TEST_PORT + 2)))
+
+
+@pytest.fixture(scope="session")
+def embeddings_base_url() -> Iterator[str]:
+    """The /v1 root of a llama.cpp server started with ``--embeddings --pooling mean``.
+
+    A server of its own (mean pooling is set for the whole server), with ``--parallel 1``:
+    with two slots, this llama.cpp build returns a wrong vector for a request that waits for
+    a slot (test_embeddings_live.py). The starter's ``embeddings=True`` is to pass those
+    flags (scripts/local_server.py, C++ server); ``CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL``
+    names a server you run instead.
+    """
+
+    def start() -> Any:
+        try:
+            return _local_server().start(port=EMBEDDINGS_PORT, embeddings=True)
+        except TypeError as exc:
+            if "embeddings" not in str(exc):
+                raise
+            raise RuntimeError(
+                "scripts/local_server.py start() takes no embeddings=True yet (it comes with "
+                "the C++ server starter); set CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL to the /v1 "
+                "root of `llama-server --embeddings --pooling mean --parallel 1`"
+            ) from exc
+
+    yield from _serve("CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL", start)
+
+
+# ------------------------------------------------------------------ end of embeddings
+
+
 @pytest.fixture(params=["sync", "async"])
 def mode(request: pytest.FixtureRequest) -> str:
     """Run a test on both twins: invoke/stream and ainvoke/astream."""

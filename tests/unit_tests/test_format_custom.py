@@ -214,8 +214,14 @@ def test_invalid_config_fails_at_construction(change: dict[str, Any], match: str
 
 
 def test_custom_without_description_is_explained() -> None:
-    with pytest.raises(ValueError, match="request: Field required; response: Field required"):
+    # An embeddings-only format needs no request/response: the paths are what is missing.
+    with pytest.raises(ValueError, match="set chat_path and/or completion_path"):
         ChatCustomLLM(model="m", wire_format="custom")
+
+
+def test_generation_paths_need_request_and_response() -> None:
+    with pytest.raises(ValueError, match=r"need `request` .* and `response`"):
+        ChatCustomLLM(model="m", wire_format={"kind": "custom", "chat_path": "/p"})
 
 
 def test_mapping_needs_kind() -> None:
