@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypedDict
 
 import httpx
 from typing_extensions import Unpack
 
+from langchain_customllm._detect import declared_prefix, family_of
+from langchain_customllm._request import server_root
 from langchain_customllm.probe.embed_facts import embedding_exchanges, judge_embeddings
 from langchain_customllm.probe.error_facts import judge_errors
 from langchain_customllm.probe.errors import (
@@ -59,6 +62,7 @@ from langchain_customllm.probe.payloads import (
 from langchain_customllm.probe.records import Exchange, Facts, Judged, Row, quote
 from langchain_customllm.probe.scoring import ProbeReport, guess_family, score_profiles
 from langchain_customllm.probe.tool_facts import judge_tools, string_args, tool_calls
+from langchain_customllm.profiles import PROFILES, prefill_tool_call
 
 # After this many transport failures in a row the server is taken as gone.
 _MAX_CONSECUTIVE_FAILURES = 2
@@ -108,6 +112,7 @@ class Prober:
         self.exchanges: list[Exchange] = []
         self.skipped = 0
         self._failures = 0
+        self._llamacpp = False  # llama.cpp's server: its chat template may declare a prefix
 
     def _headers(self, key: str | None) -> dict[str, str]:
         headers = {
@@ -133,6 +138,7 @@ class Prober:
         *,
         raw: bytes | None = None,
         key: str | bool | None = True,
+        root: bool = False,
     ) -> Exchange:
         """Send one request and record it (the only method that does network I/O).
 
@@ -143,6 +149,7 @@ class Prober:
             raw: Raw bytes to send instead of ``body`` (the malformed-JSON probe).
             key: True sends the configured key; False or None sends none; a string sends
                 that key instead (the wrong-key probe).
+            root: The path is below the server's root, beside ``/v1`` (llama.cpp's /props).
 
         Returns:
             The exchange; transport failures are recorded in it, not raised.
@@ -162,7 +169,7 @@ class Prober:
             with httpx.Client(timeout=self.timeout, transport=self._transport) as client:
                 response = client.request(
                     method,
-                    f"{self.base_url}{path}",
+                    f"{server_root(self.base_url) if root else self.base_url}{path}",
                     content=content,
                     headers=self._headers(secret if isinstance(secret, str) else None),
                 )
@@ -222,8 +229,9 @@ class Prober:
         step("models")
         models = self.send("GET", "/models")
         self._check_reachable(models)
+        self._llamacpp = models.ok and family_of(models.json(), models.headers)[0] == "llamacpp"
         if self.model is None:
-            self.model = _first_model(models)
+            self.model = models.first_model()
         if self.model is None:
             refused = key_refusal(models, self._key is not None, self.api_key_env)
             if refused is not None:
@@ -355,7 +363,13 @@ class Prober:
         }
         auto = self.chat(**ask, tool_choice="auto")
         named = self.chat(**ask, tool_choice=NAMED_CHOICE)
-        required = self.chat(**ask, tool_choice="required")
+        # Forced as a model on the detected profile forces it: continuing the tool-call
+        # prefix a llama.cpp chat template declares (see `_detect`), else as it is.
+        forced: dict[str, Any] = {**ask, "tool_choice": "required"}
+        if self._llamacpp:
+            prefix = declared_prefix(self.send("GET", "/props", root=True).json())
+            prefill_tool_call(forced, replace(PROFILES["llamacpp"], tool_call_prefix=prefix))
+        required = self.chat(**forced)
         stream_named = self.chat(**ask, tool_choice=NAMED_CHOICE, stream=True)
         # A streamed auto answer only says something about tool calls if auto picks one.
         stream_auto = (
@@ -426,15 +440,6 @@ class Prober:
             chat_ok=chat_ok,
             notes=notes,
         )
-
-
-def _first_model(models: Exchange) -> str | None:
-    data = models.json() if models.ok else None
-    items = data.get("data") if isinstance(data, dict) else None
-    if isinstance(items, list) and items and isinstance(items[0], dict):
-        model_id = items[0].get("id")
-        return str(model_id) if model_id else None
-    return None
 
 
 def run_probe(

@@ -53,6 +53,15 @@ class Exchange:
         """The body parsed as JSON, or None if it is not JSON."""
         return parse_json(self.text)[1]
 
+    def first_model(self) -> str | None:
+        """The first model id a ``/models`` answer lists, if any."""
+        data = self.json() if self.ok else None
+        items = data.get("data") if isinstance(data, dict) else None
+        if isinstance(items, list) and items and isinstance(items[0], dict):
+            model_id = items[0].get("id")
+            return str(model_id) if model_id else None
+        return None
+
     def choices(self) -> list[dict[str, Any]]:
         """The ``choices`` of a non-streamed answer (empty when there are none)."""
         data = self.json()

@@ -53,7 +53,8 @@ class Sim:
     # grammar (named only) | fc (auto picks) | parser (vLLM) | text (accepted, never called:
     # llama-server whose template has no tools) | none (400)
     tools: str = "grammar"
-    required: str = "ignore"  # call | ignore | 500
+    required: str = "ignore"  # call | ignore | 500 | prefix (calls only when prefilled)
+    tool_call_prefix: str | None = None  # declared by the chat template /props shows
     named: bool = True  # a named tool_choice forces that call (llama-server reads it as auto)
     stream_auto_empty: bool = True
     repeat_id_name: bool = True
@@ -162,8 +163,10 @@ class Sim:
         if not body.get("tools") or self.tools in ("none", "text"):
             return None
         choice = body.get("tool_choice", "auto")
+        prefilled = body["messages"][-1] == {"role": "assistant", "content": self.tool_call_prefix}
         call = (isinstance(choice, dict) and self.named) or (
-            choice == "required" and self.required == "call"
+            choice == "required"
+            and (self.required == "call" or (self.required == "prefix" and prefilled))
         )
         call = call or (choice == "auto" and self.tools == "fc")
         if not call:
@@ -219,6 +222,11 @@ class Sim:
             message = f"Invalid API key: {auth}" if self.echo_auth else "Invalid API key"
             return self._json(status, {"detail": message})
         path = request.url.path
+        if path == "/props":  # llama-server's, beside /v1
+            if self.owned_by != "llamacpp":
+                return self._json(404, {"detail": "Not Found"})
+            mark = f"customllm-tool-call-prefix: {json.dumps(self.tool_call_prefix)}"
+            return self._json(200, {"chat_template": mark if self.tool_call_prefix else "{{x}}"})
         if path.endswith("/models"):
             entry: dict[str, Any] = {"id": "smollm2", "object": "model", "owned_by": self.owned_by}
             if self.model_meta is not None:

@@ -132,6 +132,25 @@ def test_llama_server_cpp_with_tools_fits_llamacpp_exactly() -> None:
     assert report.recommendation().endswith('server_profile="llamacpp")')
 
 
+def test_llama_server_with_our_template_is_probed_as_a_model_would_call_it() -> None:
+    # Our template declares "<tool_call>\n": "required" calls only when continued from it
+    # (as measured: SmolLM2 writes text first otherwise), and the probe forces it that way.
+    sim = replace(
+        LLAMA_SERVER,
+        tools="parser",
+        required="prefix",
+        tool_call_prefix="<tool_call>\n",
+        requests=[],
+    )
+    report = run_probe(URL, "smollm2", transport=httpx.MockTransport(sim))
+    assert report.facts["tool_choice_required"] is True
+    assert report.best is not None
+    assert (report.best.name, report.best.differences) == ("llamacpp", {})
+    forced = [r for r in sim.requests if r.get("tool_choice") == "required"]
+    assert forced[0]["messages"][-1] == {"role": "assistant", "content": "<tool_call>\n"}
+    assert forced[0]["parallel_tool_calls"] is False
+
+
 def test_vllm_like_server_needs_strict_tools_and_gets_overrides() -> None:
     sim = replace(VLLM, requests=[])
     report = run_probe(URL, "smollm2", transport=httpx.MockTransport(sim))
