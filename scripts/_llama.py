@@ -216,6 +216,11 @@ def ensure_model(python: Path, *, verbose: bool = True) -> Path:
 
     """
     paths = get_paths()
+    if _model_is_valid(paths.model):
+        # The model only ever appears by an atomic rename: no lock is needed to trust it, and
+        # a start must not wait behind a llama-cpp-python compile that holds the lock.
+        printer(verbose)(f"model: {paths.model} exists")
+        return paths.model
     with file_lock(paths.lock_file("install")):
         _ensure_model_locked(paths, python, verbose)
     return paths.model

@@ -49,7 +49,7 @@ if not __package__:  # run as `python scripts/local_server.py`: import `scripts`
 
 from scripts._cache import HOST, LocalServerError, file_lock, get_paths, printer
 from scripts._llama import LLAMA_CPP_VERSION, MODEL_ALIAS, ensure_model
-from scripts._llama_cpp import ensure_built, server_binary, tools_python
+from scripts._llama_cpp import ensure_built, is_installed, server_binary, tools_python
 from scripts._procs import http_ok
 from scripts._server import (
     Server,
@@ -150,9 +150,14 @@ def install(*, verbose: bool = True) -> Path:
 
     """
     say = printer(verbose)
-    # The same lock as llama-cpp-python's install: never two compiles of llama.cpp at once.
-    with file_lock(get_paths().lock_file("install")):
+    if is_installed():
+        # Installed by an atomic rename, so no lock is needed to trust it: a warm start does
+        # not wait behind a llama-cpp-python compile that holds the lock.
         binary = ensure_built(say)
+    else:
+        # The same lock as llama-cpp-python's install: never two compiles of llama.cpp at once.
+        with file_lock(get_paths().lock_file("install")):
+            binary = ensure_built(say)
     ensure_model(tools_python(), verbose=verbose)
     return binary
 
