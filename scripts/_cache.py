@@ -2,7 +2,10 @@
 
 Layout (``$CUSTOMLLM_CACHE_DIR``, else ``${XDG_CACHE_HOME:-~/.cache}/langchain-customllm``):
 
-- ``llama-server/``, ``vllm-server/``, ``litellm-server/``: one virtual environment each;
+- ``llama-cpp/<version>/``: the C++ ``llama-server`` and its libraries (``_llama_cpp``), and
+  ``llama-cpp/build-venv/``, the small venv its build uses;
+- ``llama-server/`` (llama-cpp-python's, named when that was the default server),
+  ``vllm-server/``, ``litellm-server/``: one virtual environment each;
 - ``models/``: the SmolLM2 GGUF and the Hugging Face folder converted from it;
 - ``run/``: per server and port ``<name>-<port>.pid`` / ``.log`` (and the proxy's config),
   the install logs, and the ``.lock`` files that serialise installs and starts.
@@ -37,10 +40,10 @@ class Paths:
 
     Attributes:
         root: Cache root directory.
-        venv: Virtual environment holding ``llama-cpp-python[server]``.
+        venv: Virtual environment holding ``llama-cpp-python[server]`` (``llama-server/``).
         python: That virtual environment's interpreter.
         models_dir: Directory holding the extracted model.
-        model: The GGUF model file the llama.cpp server loads.
+        model: The GGUF model file the llama.cpp servers load.
         run_dir: Pid files, logs and locks.
         install_log: Output of the last ``pip`` run of the llama.cpp install.
 
@@ -57,14 +60,6 @@ class Paths:
     def run_file(self, name: str, port: int, suffix: str) -> Path:
         """Return ``run/<name>-<port>.<suffix>``, e.g. ``run/vllm-server-8970.pid``."""
         return self.run_dir / f"{name}-{port}.{suffix}"
-
-    def pid_file(self, port: int) -> Path:
-        """Return the pid file of the llama.cpp server on ``port``."""
-        return self.run_file("llama-server", port, "pid")
-
-    def log_file(self, port: int) -> Path:
-        """Return the log file of the llama.cpp server on ``port``."""
-        return self.run_file("llama-server", port, "log")
 
     def lock_file(self, name: str) -> Path:
         """Return the path of the lock file called ``name``."""

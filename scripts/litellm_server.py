@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Install, start and stop the LiteLLM proxy on loopback, as a gateway in front of llama.cpp.
+"""Install, start and stop the LiteLLM proxy on loopback, as a gateway in front of llama-server.
 
 What many companies run as their internal gateway: a master key, no database, and behind it
-the llama.cpp server of ``local_server.py`` (started on its own port if it is not running).
+llama.cpp's C++ ``llama-server`` of ``local_server.py`` (what most llama.cpp users run;
+started on its own port if it is not running).
 Everything lives in the user cache, never in the clone:
 
 - ``<cache>/litellm-server``: a venv with ``litellm[proxy]==1.106.2``;
@@ -10,7 +11,7 @@ Everything lives in the user cache, never in the clone:
 
 The proxy serves these models (``model`` in requests):
 
-- ``smollm2``: routed to the llama.cpp backend;
+- ``smollm2``: routed to the llama-server backend;
 - ``smollm2-limited``: the same backend with ``rpm: 1`` (the second request in a minute is
   a 429 whose retry hint is only in ``llm_provider-retry-after``);
 - ``rate-limited``: no backend; LiteLLM's ``mock_response`` raises its RateLimitError (429).
@@ -24,7 +25,7 @@ Command line::
 
 Environment:
     CUSTOMLLM_LITELLM_PORT: default port (8971).
-    CUSTOMLLM_LITELLM_BACKEND_PORT: default llama.cpp backend port (8972).
+    CUSTOMLLM_LITELLM_BACKEND_PORT: default llama-server backend port (8972).
     CUSTOMLLM_LITELLM_MASTER_KEY: the proxy's master key (default ``sk-customllm-matrix``, a
         test key for a loopback-only proxy). Given to the proxy through its environment, never
         written to the config file or the command line.
@@ -159,7 +160,7 @@ class LitellmHandle(_server.ServerHandle):
     """The proxy (and its backend) as ``start()`` left them; ``stop()`` undoes that.
 
     Attributes:
-        backend: The llama.cpp server behind the proxy.
+        backend: The llama-server behind the proxy.
 
     """
 
@@ -191,11 +192,11 @@ def start(
     wait: float = 120.0,
     verbose: bool = True,
 ) -> LitellmHandle:
-    """Install if needed, start the llama.cpp backend and the proxy, or reuse running ones.
+    """Install if needed, start the llama-server backend and the proxy, or reuse running ones.
 
     Args:
         port: The proxy's port (default ``$CUSTOMLLM_LITELLM_PORT`` or 8971).
-        backend_port: The llama.cpp backend's port (default
+        backend_port: The llama-server backend's port (default
             ``$CUSTOMLLM_LITELLM_BACKEND_PORT`` or 8972).
         wait: Seconds to wait for each server.
         verbose: Print progress.
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     p_start.add_argument(
         "--backend-port",
         type=int,
-        help=f"llama.cpp backend port (default: $CUSTOMLLM_LITELLM_BACKEND_PORT or "
+        help=f"llama-server backend port (default: $CUSTOMLLM_LITELLM_BACKEND_PORT or "
         f"{DEFAULT_BACKEND_PORT})",
     )
     args = parser.parse_args(argv)

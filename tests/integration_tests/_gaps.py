@@ -1,11 +1,12 @@
 """What each real server genuinely cannot do, declared once per server.
 
-langchain-tests' integration suite runs against llama.cpp (plain and with tools), vLLM and
-the LiteLLM proxy. Each server's known gaps are one mixin here (`LlamaCppGaps`,
-`VllmGaps`, `LitellmGaps`): a mapping from the suite's test name to the measured reason.
-Every class that runs the suite against that server mixes it into `StandardSuite`, which
-turns each entry into a strict xfail -- so a server that starts to behave is noticed, and no
-class repeats another's overrides. The reasons are also what test_matrix.py quotes.
+langchain-tests' integration suite runs against llama.cpp's C++ llama-server, llama-cpp-python's
+server, vLLM and the LiteLLM proxy. Each server's known gaps are one mixin here
+(`LlamaServerGaps`, `LlamaCppPythonGaps`, `VllmGaps`, `LitellmGaps`): a mapping from the
+suite's test name to the measured reason. Every class that runs the suite against that server
+mixes it into `StandardSuite`, which turns each entry into a strict xfail -- so a server that
+starts to behave is noticed, and no class repeats another's overrides. The reasons are
+also what test_matrix.py quotes.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ LLAMA_NO_STREAM_USAGE = (
     "usage in streams; we request it, and report none rather than invent numbers"
 )
 LLAMA_NO_KEY = (
-    "the llama.cpp test server runs without --api_key (local_server.py has no key option), "
-    "so it accepts any key or none"
+    "our llama.cpp test servers run without an API key (local_server.py and "
+    "llama_cpp_python_server.py have no key option), so they accept any key or none"
 )
 TINY_MODEL = (
     "SmolLM2-135M is too small for this: the server's grammar forces a well-formed call, "
@@ -47,12 +48,14 @@ NO_AUTO = (
 )
 
 
-class LlamaCppGaps:
-    """llama.cpp's server (llama-cpp-python 0.3.36) serving SmolLM2-135M.
+class LlamaServerGaps:
+    """llama.cpp's C++ llama-server serving SmolLM2-135M with our tool-capable template."""
 
-    The tool entries only bite with ``--chat_format chatml-function-calling``
-    (test_standard_tools.py); the plain server's run turns tools off, and the suite skips them.
-    """
+    gaps: ClassVar[Mapping[str, str]] = {}
+
+
+class LlamaCppPythonGaps:
+    """llama-cpp-python 0.3.36's server with ``--chat_format chatml-function-calling``."""
 
     gaps: ClassVar[Mapping[str, str]] = {
         "test_usage_metadata_streaming": LLAMA_NO_STREAM_USAGE,
@@ -88,10 +91,7 @@ class VllmGaps:
 
 
 class LitellmGaps:
-    """The LiteLLM proxy 1.106.2 in front of llama.cpp's plain server.
-
-    llama.cpp's gaps come through the gateway, except stream usage: the proxy counts it.
-    """
+    """The LiteLLM proxy 1.106.2 in front of llama.cpp's C++ llama-server."""
 
     gaps: ClassVar[Mapping[str, str]] = {
         "test_tool_calling": TINY_ARGS,

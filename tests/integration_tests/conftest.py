@@ -1,8 +1,9 @@
 """Integration tests talk to a real llama.cpp server on loopback.
 
-The server (llama-cpp-python[server] with SmolLM2-135M-Instruct) is installed and started once
-per test run by the repo's own `scripts/local_server.py`, and stopped by PID at the end.
-Set ``CUSTOMLLM_TEST_BASE_URL`` to run against a server you started yourself instead.
+The server (llama.cpp's C++ ``llama-server`` with SmolLM2-135M-Instruct and our tool-capable
+chat template) is built and started once per test run by the repo's own
+`scripts/local_server.py`, and stopped by PID at the end. Set ``CUSTOMLLM_TEST_BASE_URL`` to
+run against a server you started yourself instead.
 """
 
 from __future__ import annotations
@@ -63,12 +64,9 @@ def base_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def tools_base_url() -> Iterator[str]:
-    """A second llama.cpp server with ``--chat_format chatml-function-calling`` (tools)."""
-    yield from _serve(
-        "CUSTOMLLM_TEST_TOOLS_BASE_URL",
-        lambda: _local_server().start(port=TEST_PORT + 1, chat_format="chatml-function-calling"),
-    )
+def tools_base_url(base_url: str) -> Iterator[str]:
+    """The server for tool tests: the session's own, whose chat template declares tools."""
+    return os.environ.get("CUSTOMLLM_TEST_TOOLS_BASE_URL") or base_url
 
 
 # ------------------------------------------------------------------ embeddings (branch embed)
@@ -111,17 +109,35 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 # ------------------------------------------------------------------ the real-server matrix
-# vLLM (CPU) and the LiteLLM proxy in front of llama.cpp, started by scripts/vllm_server.py
-# and scripts/litellm_server.py (installs cached in the user cache dir). Only tests marked
-# `matrix` ask for them; set CUSTOMLLM_TEST_VLLM_BASE_URL / CUSTOMLLM_TEST_LITELLM_BASE_URL
-# to use servers you started yourself (with the keys below).
+# llama-cpp-python's server, vLLM (CPU) and the LiteLLM proxy in front of llama-server, started
+# by scripts/llama_cpp_python_server.py, vllm_server.py and litellm_server.py (installs cached
+# in the user cache dir). Only tests marked `matrix` ask for them; set
+# CUSTOMLLM_TEST_LLAMA_CPP_PYTHON_BASE_URL / _VLLM_ / _LITELLM_BASE_URL to use servers you
+# started yourself (with the keys below).
 
+LLAMA_CPP_PYTHON_PORT = int(os.environ.get("CUSTOMLLM_LLAMA_CPP_PYTHON_PORT", "8973"))
 VLLM_PORT = int(os.environ.get("CUSTOMLLM_VLLM_PORT", "8970"))
 LITELLM_PORT = int(os.environ.get("CUSTOMLLM_LITELLM_PORT", "8971"))
 LITELLM_BACKEND_PORT = int(os.environ.get("CUSTOMLLM_LITELLM_BACKEND_PORT", "8972"))
 # Test keys for loopback-only servers; vLLM gets its key through its environment.
 VLLM_KEY = "sk-vllm-matrix-key"
 LITELLM_KEY = os.environ.get("CUSTOMLLM_LITELLM_MASTER_KEY") or "sk-customllm-matrix"
+
+
+# The server profile of each llama.cpp family, in one place (what detection picks for each).
+LLAMACPP_PROFILE = "llamacpp"
+LLAMA_CPP_PYTHON_PROFILE = "llama-cpp-python"
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_python_base_url() -> Iterator[str]:
+    """llama-cpp-python's server with ``--chat_format chatml-function-calling`` (tools)."""
+    yield from _serve(
+        "CUSTOMLLM_TEST_LLAMA_CPP_PYTHON_BASE_URL",
+        lambda: _script("llama_cpp_python_server").start(
+            port=LLAMA_CPP_PYTHON_PORT, chat_format="chatml-function-calling"
+        ),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +151,7 @@ def vllm_base_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def litellm_base_url() -> Iterator[str]:
-    """The LiteLLM proxy (master key ``LITELLM_KEY``, no database) in front of llama.cpp."""
+    """The LiteLLM proxy (master key ``LITELLM_KEY``, no database) in front of llama-server."""
     yield from _serve(
         "CUSTOMLLM_TEST_LITELLM_BASE_URL",
         lambda: _script("litellm_server").start(

@@ -1,9 +1,10 @@
 """One behavioural contract, every wire format, both twins.
 
-Targets: the llama.cpp server itself (``openai``), and loopback emulators of Ollama, TGI and an
-in-house torch-serve-style API (``custom``, configured as a user would in YAML), all answering
-with the same real model through llama.cpp. Each test runs per target and per twin
-(sync/async); what a server genuinely cannot do is declared on its target, not skipped.
+Targets: llama.cpp's llama-server itself (``openai``; it sends usage in streams when asked),
+and loopback emulators of Ollama, TGI and an in-house torch-serve-style API (``custom``,
+configured as a user would in YAML), all answering with the same real model through llama.cpp.
+Each test runs per target and per twin (sync/async); what a server genuinely cannot do is
+declared on its target, not skipped.
 """
 
 from __future__ import annotations
@@ -65,8 +66,6 @@ def targets(base_url: str) -> Iterator[dict[str, Target]]:
                 "openai",
                 base_url,
                 {},
-                # llama.cpp 0.3.36 ignores stream_options.include_usage.
-                stream_usage=False,
                 not_found={"base_url": base_url.removesuffix("/v1") + "/no-such-api"},
             ),
             "ollama": Target(

@@ -166,9 +166,15 @@ def test_stream_run_carries_provider_tokens_and_cost(
 def test_stream_without_usage_has_no_cost_not_zero(
     collector: LoopbackServer, base_url: str
 ) -> None:
-    # llama-cpp-python's OpenAI stream sends no usage: no tokens, so no cost is invented.
+    # A stream without usage (llama-server sends it only when asked; stream_usage=False does
+    # not ask): no tokens, so no cost is invented.
     llm = ChatCustomLLM(
-        model=MODEL, base_url=base_url, api_key=SECRET, max_tokens=8, pricing=PRICING
+        model=MODEL,
+        base_url=base_url,
+        api_key=SECRET,
+        max_tokens=8,
+        pricing=PRICING,
+        stream_usage=False,
     )
     chunks = list(_chain(llm).stream({"q": "Say hi."}))
     _flush()

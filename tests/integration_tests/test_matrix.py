@@ -1,11 +1,13 @@
-"""The behavioural contract on three real servers: llama.cpp, vLLM and the LiteLLM gateway.
+"""The behavioural contract on four real servers: two llama.cpp families, vLLM, LiteLLM.
 
-- ``llama-cpp-python``: llama-cpp-python 0.3.36's server (the session's own,
-  ``scripts/local_server.py``);
+- ``llamacpp``: llama.cpp's C++ ``llama-server`` (the session's own, ``scripts/local_server.py``,
+  with our tool-capable chat template);
+- ``llama-cpp-python``: llama-cpp-python 0.3.36's server with ``--chat_format
+  chatml-function-calling`` (``scripts/llama_cpp_python_server.py``);
 - ``vllm``: vLLM 0.32 (CPU build) with the same model converted from the GGUF
   (``scripts/vllm_server.py``), requiring a key;
 - ``litellm``: the LiteLLM proxy 1.106.2 with a master key and no database, in front of its
-  own llama.cpp server (``scripts/litellm_server.py``).
+  own ``llama-server`` (``scripts/litellm_server.py``).
 
 All serve SmolLM2-135M-Instruct as ``smollm2``. Each test runs on every server it applies to;
 what a server genuinely does differently is a strict xfail with the measured reason, so a
@@ -35,18 +37,28 @@ from langchain_customllm import (
 )
 from tests._calls import merge, run_invoke, run_stream, whole_and_streamed
 from tests.integration_tests._gaps import LLAMA_NO_KEY, LLAMA_NO_STREAM_USAGE
-from tests.integration_tests.conftest import LITELLM_KEY, MODEL, VLLM_KEY
+from tests.integration_tests.conftest import (
+    LITELLM_KEY,
+    LLAMACPP_PROFILE,
+    MODEL,
+    VLLM_KEY,
+)
 
 pytestmark = pytest.mark.matrix
 
 QUESTION = [("system", "Be brief."), ("human", "What is the capital of France?")]
 WRONG_KEY = "sk-matrix-wrong-key-0123456789"
 
-# The proxy in front of llama.cpp, as `customllm probe` recommends: the backend's limits
-# (no json_schema, no "required", n ignored) plus the proxy's own estimated stream usage.
-LITELLM_PROFILE = {"base": "llama-cpp-python", "stream_usage": True, "usage_estimated": True}
+# The proxy in front of llama-server, as `customllm probe` recommends: the backend's limits
+# plus the proxy's own estimated stream usage.
+LITELLM_PROFILE = {"base": LLAMACPP_PROFILE, "stream_usage": True, "usage_estimated": True}
 
 GAPS: dict[str, dict[str, str]] = {
+    "llamacpp": {
+        "unknown_model": "llama-server serves one model and answers any model name with 200",
+        "wrong_key": LLAMA_NO_KEY,
+        "missing_key": LLAMA_NO_KEY,
+    },
     "llama-cpp-python": {
         "stream_usage": LLAMA_NO_STREAM_USAGE,
         "stream_usage_exact": LLAMA_NO_STREAM_USAGE,
@@ -100,18 +112,23 @@ def on(check: str, servers: Sequence[str] = SERVERS) -> list[ParameterSet]:
     return params
 
 
+# Each server: (the fixture giving its URL, its settings, whether its stream usage is an
+# estimate). The one place a server's configuration is written.
+# No server_profile anywhere: each model detects its server at the first call, which is
+# what a user with default settings gets (test_detect_live.py checks the family picked).
+TARGETS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "llamacpp": ("base_url", {}, False),
+    "llama-cpp-python": ("llama_cpp_python_base_url", {}, False),
+    "vllm": ("vllm_base_url", {"api_key": VLLM_KEY}, False),
+    "litellm": ("litellm_base_url", {"api_key": LITELLM_KEY}, True),
+}
+
+
 @pytest.fixture
 def target(request: pytest.FixtureRequest) -> Target:
     name = str(request.param)
-    if name == "llama-cpp-python":
-        profile = {"server_profile": "llama-cpp-python"}
-        return Target(name, request.getfixturevalue("base_url"), profile)
-    if name == "vllm":
-        url = request.getfixturevalue("vllm_base_url")
-        return Target(name, url, {"server_profile": "vllm", "api_key": VLLM_KEY})
-    url = request.getfixturevalue("litellm_base_url")
-    settings = {"server_profile": LITELLM_PROFILE, "api_key": LITELLM_KEY}
-    return Target(name, url, settings, estimated_usage=True)
+    fixture, settings, estimated = TARGETS[name]
+    return Target(name, request.getfixturevalue(fixture), dict(settings), estimated)
 
 
 # ------------------------------------------------------------------ answers and streams

@@ -1,8 +1,10 @@
-"""langchain-tests' standard integration suite on vLLM and on the LiteLLM gateway.
+"""langchain-tests' standard integration suite on llama-cpp-python, vLLM and the LiteLLM gateway.
 
-llama.cpp's runs are test_standard.py and test_standard_tools.py. Each server is configured as
-``customllm probe`` recommends (docs/compatibility.md); its genuine gaps are strict xfails with
-the measured reason, declared once per server in _gaps.py. Marked ``matrix`` (``make matrix``).
+llama.cpp's C++ llama-server's runs are test_standard.py and test_standard_tools.py. Each
+server runs with default settings, so its profile is the one detected at the first call (the
+one ``customllm probe`` recommends, docs/compatibility.md); its genuine gaps are strict xfails
+with the measured reason, declared once per server in _gaps.py. Marked ``matrix``
+(``make matrix``).
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ from typing import Any
 
 import pytest
 
-from tests.integration_tests._gaps import LitellmGaps, VllmGaps, WithTools
+from tests.integration_tests._gaps import LitellmGaps, LlamaCppPythonGaps, VllmGaps, WithTools
 from tests.integration_tests.conftest import LITELLM_KEY, MODEL, VLLM_KEY
-from tests.integration_tests.test_matrix import LITELLM_PROFILE
 
 pytestmark = pytest.mark.matrix
 
 _URL: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+def _llama_cpp_python(llama_cpp_python_base_url: str) -> None:
+    _URL["llama-cpp-python"] = llama_cpp_python_base_url
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +36,18 @@ def _litellm(litellm_base_url: str) -> None:
     _URL["litellm"] = litellm_base_url
 
 
+@pytest.mark.usefixtures("_llama_cpp_python")
+class TestLlamaCppPythonStandard(LlamaCppPythonGaps, WithTools):
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {
+            "model": MODEL,
+            "base_url": _URL["llama-cpp-python"],
+            "temperature": 0,
+            "seed": 7,
+        }
+
+
 @pytest.mark.usefixtures("_vllm")
 class TestVllmStandard(VllmGaps, WithTools):
     @property
@@ -38,7 +56,6 @@ class TestVllmStandard(VllmGaps, WithTools):
             "model": MODEL,
             "base_url": _URL["vllm"],
             "api_key": VLLM_KEY,
-            "server_profile": "vllm",
             "temperature": 0,
             "seed": 7,
             # vLLM writes the hermes wrapper around a tool call (`<tool_call>\n{"name": ...,
@@ -55,7 +72,6 @@ class TestLitellmStandard(LitellmGaps, WithTools):
             "model": MODEL,
             "base_url": _URL["litellm"],
             "api_key": LITELLM_KEY,
-            "server_profile": LITELLM_PROFILE,
             "temperature": 0,
             "seed": 7,
             "max_tokens": 48,

@@ -1,8 +1,8 @@
 """langchain-tests' integration suite with tools, structured output and JSON mode on.
 
-Against llama.cpp serving SmolLM2-135M with ``--chat_format chatml-function-calling``, under
-the ``llama-cpp-python`` server profile (forced tools by name, ``json_object`` + ``schema``).
-llama.cpp's gaps are declared once, in _gaps.py.
+Against llama.cpp's C++ llama-server serving SmolLM2-135M with our tool-capable chat template
+(scripts/templates/smollm2-tools.jinja), under its server profile. Its gaps are declared once,
+in _gaps.py; llama-cpp-python's server runs the same suite in test_matrix_standard.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration_tests._gaps import LlamaCppGaps, WithTools
+from tests.integration_tests._gaps import LlamaServerGaps, WithTools
 from tests.integration_tests.conftest import MODEL
 
 _URL: dict[str, str] = {}
@@ -22,13 +22,12 @@ def _tools_server(tools_base_url: str) -> None:
     _URL["url"] = tools_base_url
 
 
-class TestChatCustomLLMTools(LlamaCppGaps, WithTools):
+class TestChatCustomLLMTools(LlamaServerGaps, WithTools):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {
             "model": MODEL,
             "base_url": _URL["url"],
-            "server_profile": "llama-cpp-python",
             "temperature": 0,
             "seed": 7,
         }

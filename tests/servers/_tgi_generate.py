@@ -12,7 +12,6 @@ from typing import Any, cast
 import httpx
 
 from tests.servers._tgi_wire import (
-    _EXTRAS,
     _NULLABLE,
     _RUST_TYPES,
     _TYPES,
@@ -258,15 +257,8 @@ class _TGIGeneration(Handler):
 
     # ------------------------------------------------------------------ tokenizer
 
-    def _extras(self, route: str, body: dict[str, Any]) -> Any:
-        root = self.backend.base_url.removesuffix("/v1")
-        response = _EXTRAS.post(f"{root}/extras/{route}", json=body)
-        response.raise_for_status()
-        return response.json()
-
     def _tokenize(self, text: str) -> list[int]:
-        ids: list[int] = self._extras("tokenize", {"input": text})["tokens"]
-        return ids
+        return self.backend.tokenize(text)
 
     def _chunk_ids(self, chunks: list[str]) -> list[list[int]]:
         """Token ids of each streamed piece (after the stream: llama.cpp serialises requests)."""

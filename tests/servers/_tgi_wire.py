@@ -9,14 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 EOS_TEXT = "<|im_end|>"
 SPECIAL_TEXTS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 CRASH_TRIGGER = "crash-midstream"
-# One pooled client for the tokenizer routes (a new client per call costs ~90 ms).
-_EXTRAS = httpx.Client(timeout=60)
 # TGI's default for an omitted max_new_tokens (lib.rs `default_max_new_tokens`).
 DEFAULT_MAX_NEW_TOKENS = 100
 

@@ -18,6 +18,9 @@ from typing import Any
 
 import httpx
 
+# One pooled client for the tokenizer routes (a new client per call costs ~90 ms).
+_TOKENIZER = httpx.Client(timeout=60)
+
 
 class Backend:
     """A minimal OpenAI-API client to the real llama.cpp server (test-side, not our package)."""
@@ -35,25 +38,55 @@ class Backend:
         result: dict[str, Any] = response.json()
         return result
 
-    def count_tokens(self, text: str) -> int:
-        """Prompt token count from llama-cpp-python's ``POST /extras/tokenize/count``.
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` from llama-server's ``POST /tokenize`` (no BOS added).
 
-        llama.cpp sends no usage in streams, so emulators count prompt tokens this way and
-        generated tokens as streamed chunks (llama.cpp streams one token per chunk).
+        Its own client: llama-server answers it while a stream of ``_http`` is running.
         """
         root = self.base_url.removesuffix("/v1")
-        response = self._http.post(root + "/extras/tokenize/count", json={"input": text})
+        response = _TOKENIZER.post(root + "/tokenize", json={"content": text})
         response.raise_for_status()
-        return int(response.json()["count"])
+        ids: list[int] = response.json()["tokens"]
+        return ids
 
-    def stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Stream the same request; yields the decoded OpenAI chunks (no [DONE])."""
+    def detokenize(self, ids: list[int]) -> str:
+        """The text of token ``ids`` from llama-server's ``POST /detokenize``."""
+        root = self.base_url.removesuffix("/v1")
+        response = _TOKENIZER.post(root + "/detokenize", json={"tokens": ids})
+        response.raise_for_status()
+        return str(response.json()["content"])
+
+    def count_tokens(self, text: str) -> int:
+        """Prompt token count of ``text``: emulators count generated tokens as streamed chunks
+        (llama.cpp streams one token per chunk) and prompts this way."""
+        return len(self.tokenize(text))
+
+    def stream(
+        self, body: dict[str, Any], usage: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Stream the same request; yields the decoded OpenAI chunks that have choices.
+
+        Args:
+            body: The OpenAI request.
+            usage: Filled with the backend's own usage of the stream (llama-server sends it
+                in a last chunk without choices when asked), for emulators whose protocol
+                reports counts: counting chunks misses the end-of-generation token.
+
+        """
         path = "/chat/completions" if "messages" in body else "/completions"
-        with self._http.stream("POST", self.base_url + path, json={**body, "stream": True}) as r:
+        request = {**body, "stream": True}
+        if usage is not None:
+            request["stream_options"] = {"include_usage": True}
+        with self._http.stream("POST", self.base_url + path, json=request) as r:
             r.raise_for_status()
             for line in r.iter_lines():
-                if line.startswith("data: ") and line[6:].strip() != "[DONE]":
-                    yield json.loads(line[6:])
+                if not line.startswith("data: ") or line[6:].strip() == "[DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                if chunk.get("usage") and usage is not None:
+                    usage.update(chunk["usage"])
+                if chunk.get("choices"):
+                    yield chunk
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -24,11 +24,11 @@ through `Backend`. What is reproduced, and where each fact comes from (ollama/ol
 
 Test hooks: model ``missing-model`` (any name but the backend's) is not installed;
 ``crash-midstream`` streams up to two real lines, then an error line (500 for ``stream:
-false``). Token counts: whole answers use the backend's usage. llama-cpp-python streams no
-usage, so for streams ``prompt_eval_count`` comes from a one-token probe request (chat) or
-``POST /extras/tokenize`` (raw generate) -- the same count the backend itself reports -- and
-``eval_count`` counts streamed tokens (one per chunk in llama-cpp-python; ``num_predict`` exactly
-when the answer hit it). llama-cpp-python reports no timings: stream durations are measured,
+false``). Token counts: whole answers use the backend's usage; for streams
+``prompt_eval_count`` comes from a one-token probe request -- the same count the backend itself
+reports -- and ``eval_count`` from the backend's stream usage (llama-server sends it when
+asked; else the streamed chunks, or ``num_predict`` exactly when the answer hit it). The
+backend's timings are not used: stream durations are measured,
 whole-answer prompt/eval durations split the measured backend time by token share (estimates).
 Images are accepted and not forwarded: the backend model reads text only.
 """
@@ -312,19 +312,9 @@ class OllamaHandler(Handler):
         self._json(200, self._obj(chat, model, text, done=True, reason=reason, metrics=metrics))
 
     def _prompt_count(self, body: dict[str, Any]) -> int:
-        if "prompt" in body:
-            # llama-cpp-python counts a completion's prompt as tokenize(prompt, add_bos):
-            # exactly what its /extras/tokenize (served at the root, not under /v1) returns.
-            root = self.backend.base_url.removesuffix("/v1")
-            response = httpx.post(
-                f"{root}/extras/tokenize",
-                json={"model": self.backend.model, "input": body["prompt"]},
-                timeout=60,
-            )
-            response.raise_for_status()
-            return len(response.json()["tokens"])
-        # Only the backend knows how its chat template renders the messages: a one-token
-        # probe reports the prompt count (and warms its prefix cache for the real request).
+        # Only the backend knows how it counts a prompt (its chat template, a BOS or not): a
+        # one-token probe reports the prompt count (and warms its prefix cache for the real
+        # request).
         probe = self.backend.complete({**body, "max_tokens": 1})
         return int((probe.get("usage") or {}).get("prompt_tokens") or 0)
 
@@ -343,10 +333,11 @@ class OllamaHandler(Handler):
         first: int | None = None
         loaded = start
         events: Iterator[dict[str, Any]] | None = None
+        usage: dict[str, Any] = {}
         try:
             prompt = self._prompt_count(body)
             loaded = time.monotonic_ns()
-            events = self.backend.stream(body)
+            events = self.backend.stream(body, usage)
             for chunk in events:
                 choice = (chunk.get("choices") or [{}])[0]
                 finish = choice.get("finish_reason") or finish
@@ -383,7 +374,8 @@ class OllamaHandler(Handler):
             "load_duration": max(1, loaded - start),
             "prompt_eval_count": prompt,
             "prompt_eval_duration": max(1, first - loaded),
-            "eval_count": max_tokens if finish == "length" and max_tokens else tokens,
+            "eval_count": usage.get("completion_tokens")
+            or (max_tokens if finish == "length" and max_tokens else tokens),
             "eval_duration": max(1, end - first),
         }
         if not started:

@@ -43,16 +43,15 @@ What is reproduced, from huggingface/text-generation-inference ``router/src`` (v
   (length, end-of-sequence, stop sequences). An end-of-sequence finish is sent as the special
   token ``<|im_end|>`` (SmolLM2's EOS), counted in ``generated_tokens`` and left out of
   ``generated_text``.
-- Usage: input counts come from llama-cpp-python's ``POST /extras/tokenize`` on ``inputs``
-  (what TGI's router counts; llama-cpp-python's own ``usage.prompt_tokens`` is one higher
-  because its completion path prepends a BOS token), output counts are the generated tokens.
+- Usage: input counts come from llama-server's ``POST /tokenize`` on ``inputs`` (no BOS: what
+  TGI's router counts), output counts are the generated tokens.
   ``x-prompt-tokens``, ``details.input_length`` and ``len(details.prefill)`` agree.
 
 Emulator choices, where llama.cpp cannot tell what TGI would:
 
 - Generation streams from llama.cpp (stopping early at a stop sequence, as TGI does), but
-  events are sent once it is over: llama-cpp-python serialises requests, so the token ids
-  (``/extras/tokenize``) cannot be looked up while its stream runs. llama.cpp holds back a
+  events are sent once it is over, so the token ids (``/tokenize``) of the whole text are
+  known. llama.cpp holds back a
   token that ends mid-character and sends it with the next; the emulator splits such a piece
   back into tokens with text ``""`` and the completing one, as TGI sends them, so
   ``generated_tokens`` counts real tokens. Ids are re-tokenizations of the streamed text.
@@ -352,7 +351,7 @@ class TGIHandler(_TGIGeneration):
         cache = TGIHandler._piece_cache
         if token_id not in cache:
             try:
-                cache[token_id] = self._extras("detokenize", {"tokens": [token_id]})["text"]
+                cache[token_id] = self.backend.detokenize([token_id])
             except httpx.HTTPError:
                 cache[token_id] = ""  # half of a UTF-8 character: not decodable alone
         return cache[token_id]

@@ -91,7 +91,8 @@ class TorchServeHandler(Handler):
         prompt_tokens = self.backend.count_tokens(request["prompt"])
         generated = 0
         finish = None
-        for chunk in self.backend.stream(request):
+        usage: dict[str, Any] = {}
+        for chunk in self.backend.stream(request, usage):
             choice = chunk["choices"][0]
             if choice.get("text"):
                 generated += 1
@@ -107,7 +108,7 @@ class TorchServeHandler(Handler):
         final = {
             "done": True,
             "outputs": [{"finish_reason": finish}],
-            "usage": {"in": prompt_tokens, "out": generated},
+            "usage": {"in": prompt_tokens, "out": usage.get("completion_tokens", generated)},
         }
         self.write_chunk(json.dumps(final).encode() + b"\n")
         self.end_chunked()
