@@ -58,7 +58,6 @@ class LlamaCppPythonGaps:
     """llama-cpp-python 0.3.36's server with ``--chat_format chatml-function-calling``."""
 
     gaps: ClassVar[Mapping[str, str]] = {
-        "test_usage_metadata_streaming": LLAMA_NO_STREAM_USAGE,
         "test_tool_calling": TINY_MODEL,
         "test_tool_calling_async": TINY_MODEL,
         "test_tool_choice": (

@@ -60,7 +60,6 @@ GAPS: dict[str, dict[str, str]] = {
         "missing_key": LLAMA_NO_KEY,
     },
     "llama-cpp-python": {
-        "stream_usage": LLAMA_NO_STREAM_USAGE,
         "stream_usage_exact": LLAMA_NO_STREAM_USAGE,
         "unknown_model": "llama.cpp serves one model and answers any model name with 200",
         "wrong_key": LLAMA_NO_KEY,
@@ -79,6 +78,13 @@ GAPS: dict[str, dict[str, str]] = {
     },
 }
 SERVERS = tuple(GAPS)
+# Where each server's stream usage comes from (response_metadata["usage_source"]).
+USAGE_SOURCES = {
+    "llamacpp": "server",
+    "llama-cpp-python": "tokenized",
+    "vllm": "server",
+    "litellm": "estimated",
+}
 
 
 @dataclass
@@ -164,6 +170,8 @@ def test_stream_usage_on_exactly_one_chunk(target: Target) -> None:
     assert with_usage[0].usage_metadata["output_tokens"] > 0
     estimated = with_usage[0].response_metadata.get("usage_estimated", False)
     assert estimated is target.estimated_usage
+    # llama-cpp-python sends none: counted with its own tokenizer (/extras/tokenize).
+    assert with_usage[0].response_metadata["usage_source"] == USAGE_SOURCES[target.name]
 
 
 @pytest.mark.parametrize("target", on("stream_usage_exact"), indirect=True)

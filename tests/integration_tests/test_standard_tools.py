@@ -30,4 +30,14 @@ class TestChatCustomLLMTools(LlamaServerGaps, WithTools):
             "base_url": _URL["url"],
             "temperature": 0,
             "seed": 7,
+            # SmolLM2 can ramble to the end of its 1024-token slot (minutes on 2 cores); a
+            # tool call with its <tool_call> wrapper fits well within this.
+            "max_tokens": 80,
         }
+
+    @property
+    def supports_model_override(self) -> bool:
+        # llama-server serves one model and answers every name with its own alias (measured:
+        # "smollm2" for a request for "smollm2-override"), so the suite's override tests
+        # cannot see the per-call model in the answer (llama-cpp-python's server echoed it).
+        return False
