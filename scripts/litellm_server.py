@@ -133,14 +133,11 @@ def config(backend_port: int, *, embeddings: bool = False) -> dict[str, object]:
     """The proxy's config (JSON is YAML): the models above, a master key, no database."""
     api_base = f"http://{_cache.HOST}:{backend_port}/v1"
     backend = {"model": "openai/smollm2", "api_base": api_base, "api_key": "none"}
-    models: list[dict[str, object]] = [
-        {
-            "model_name": EMBEDDINGS_MODEL,
-            "litellm_params": backend,
-            "model_info": {"mode": "embedding"},
-        }
-    ]
-    if not embeddings:
+    models: list[dict[str, object]]
+    if embeddings:
+        route = {"model_name": EMBEDDINGS_MODEL, "litellm_params": backend}
+        models = [{**route, "model_info": {"mode": "embedding"}}]
+    else:
         models = [
             {"model_name": "smollm2", "litellm_params": backend},
             {"model_name": "smollm2-limited", "litellm_params": {**backend, "rpm": 1}},
