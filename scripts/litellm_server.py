@@ -16,10 +16,17 @@ The proxy serves these models (``model`` in requests):
   a 429 whose retry hint is only in ``llm_provider-retry-after``);
 - ``rate-limited``: no backend; LiteLLM's ``mock_response`` raises its RateLimitError (429).
 
+Started with ``--embeddings`` (``start(embeddings=True)``), it is an embeddings gateway
+instead, on ports of its own: the backend is ``local_server.py``'s embeddings server
+(``--embeddings --pooling mean --parallel 1``) and the proxy serves one model:
+
+- ``smollm2-embed``: routed (``openai/`` provider) to that backend's ``/v1/embeddings``.
+
 Command line::
 
     python scripts/litellm_server.py install
     python scripts/litellm_server.py start [--port P] [--backend-port B] [--wait S]
+    python scripts/litellm_server.py start --embeddings --port P --backend-port B
     python scripts/litellm_server.py status [--port P]
     python scripts/litellm_server.py stop [--port P]     # the backend too, if we started it
 
@@ -119,12 +126,19 @@ def install(*, verbose: bool = True) -> Path:
     return LITELLM_VENV.venv
 
 
-def config(backend_port: int) -> dict[str, object]:
+EMBEDDINGS_MODEL = "smollm2-embed"
+
+
+def config(backend_port: int, *, embeddings: bool = False) -> dict[str, object]:
     """The proxy's config (JSON is YAML): the models above, a master key, no database."""
     api_base = f"http://{_cache.HOST}:{backend_port}/v1"
     backend = {"model": "openai/smollm2", "api_base": api_base, "api_key": "none"}
-    return {
-        "model_list": [
+    models: list[dict[str, object]]
+    if embeddings:
+        route = {"model_name": EMBEDDINGS_MODEL, "litellm_params": backend}
+        models = [{**route, "model_info": {"mode": "embedding"}}]
+    else:
+        models = [
             {"model_name": "smollm2", "litellm_params": backend},
             {"model_name": "smollm2-limited", "litellm_params": {**backend, "rpm": 1}},
             {
@@ -135,7 +149,9 @@ def config(backend_port: int) -> dict[str, object]:
                     "mock_response": "litellm.RateLimitError",
                 },
             },
-        ],
+        ]
+    return {
+        "model_list": models,
         # No retries inside the gateway: the client's own retry policy is what is tested.
         "litellm_settings": {"telemetry": False, "num_retries": 0, "request_timeout": 120},
         "router_settings": {"routing_strategy": "usage-based-routing-v2", "num_retries": 0},
@@ -176,11 +192,11 @@ class LitellmHandle(_server.ServerHandle):
         self.backend.stop()  # a no-op unless this start started it
 
 
-def _command(port: int, backend_port: int) -> list[str]:
+def _command(port: int, backend_port: int, *, embeddings: bool = False) -> list[str]:
     """The proxy's command line; writes its config (no secret in it) first."""
     cfg = LITELLM.run_file(port, "yaml")
     cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(json.dumps(config(backend_port), indent=2) + "\n")
+    cfg.write_text(json.dumps(config(backend_port, embeddings=embeddings), indent=2) + "\n")
     litellm = LITELLM_VENV.venv / "bin" / "litellm"
     return [str(litellm), "--config", str(cfg), "--host", _cache.HOST, "--port", str(port)]
 
@@ -189,6 +205,7 @@ def start(
     port: int | None = None,
     *,
     backend_port: int | None = None,
+    embeddings: bool = False,
     wait: float = 120.0,
     verbose: bool = True,
 ) -> LitellmHandle:
@@ -198,6 +215,9 @@ def start(
         port: The proxy's port (default ``$CUSTOMLLM_LITELLM_PORT`` or 8971).
         backend_port: The llama-server backend's port (default
             ``$CUSTOMLLM_LITELLM_BACKEND_PORT`` or 8972).
+        embeddings: The embeddings gateway (see above): an embeddings backend and the
+            ``smollm2-embed`` route. Give both ports of their own: servers answering there
+            are reused whatever they were started for.
         wait: Seconds to wait for each server.
         verbose: Print progress.
 
@@ -213,9 +233,12 @@ def start(
     if backend_port is None:
         backend_port = _cache.port_from_env("CUSTOMLLM_LITELLM_BACKEND_PORT", DEFAULT_BACKEND_PORT)
     install(verbose=verbose)
-    backend = local_server.start(port=backend_port, wait=wait, verbose=verbose)
+    backend = local_server.start(
+        port=backend_port, wait=wait, embeddings=embeddings, verbose=verbose
+    )
     try:
-        command, env = partial(_command, port, backend_port), _server_env(master_key())
+        command = partial(_command, port, backend_port, embeddings=embeddings)
+        env = _server_env(master_key())
         proxy = _server.start_server(LITELLM, port, command, env, wait=wait, verbose=verbose)
         if proxy.started_by_us and backend.started_by_us:
             # `stop` (another process, later) stops the backend this proxy brought up.
@@ -252,12 +275,17 @@ def main(argv: list[str] | None = None) -> int:
         help=f"llama-server backend port (default: $CUSTOMLLM_LITELLM_BACKEND_PORT or "
         f"{DEFAULT_BACKEND_PORT})",
     )
+    p_start.add_argument(
+        "--embeddings",
+        action="store_true",
+        help=f"an embeddings gateway: {EMBEDDINGS_MODEL} in front of an embeddings llama-server",
+    )
     args = parser.parse_args(argv)
     return _server.run_cli(
         LITELLM,
         args,
         install,
-        lambda a: start(a.port, backend_port=a.backend_port, wait=a.wait),
+        lambda a: start(a.port, backend_port=a.backend_port, embeddings=a.embeddings, wait=a.wait),
         stop,
     )
 

@@ -12,6 +12,7 @@ Command line::
 
     python scripts/local_server.py install
     python scripts/local_server.py start [--port P] [--chat-template-file F] [--wait S]
+    python scripts/local_server.py start --embeddings [--port P]   # an embeddings server
     python scripts/local_server.py status [--port P]
     python scripts/local_server.py url [--port P]
     python scripts/local_server.py stop [--port P]
@@ -67,6 +68,7 @@ __all__ = [
     "CONTEXT_SIZE",
     "DEFAULT_CHAT_TEMPLATE",
     "DEFAULT_PORT",
+    "EMBEDDINGS_OPTIONS",
     "HOST",
     "LLAMA_CPP_VERSION",
     "MODEL_ALIAS",
@@ -89,6 +91,10 @@ DEFAULT_PORT = 8765
 # The whole KV cache, split evenly between the slots: 4 requests at once of 1024 tokens each.
 CONTEXT_SIZE = 4096
 PARALLEL_SLOTS = 4
+# An embeddings server (start(embeddings=True)): mean pooling is set for the whole server, so
+# it is a server of its own; one slot, because with more this llama.cpp build returned a wrong
+# vector for a request that waited for a slot (measured, tests/integration_tests).
+EMBEDDINGS_OPTIONS = ("--embeddings", "--pooling", "mean", "--parallel", "1")
 # SmolLM2's own GGUF template declares no tools (llama-server then reports chat_format
 # "Content-only" and answers tool requests with text); this ChatML template with the Hermes
 # tool-call format does, and llama.cpp derives its tool-call parser from it.
@@ -183,8 +189,13 @@ def _check_template(chat_template_file: Path | str | None) -> Path | None:
     return path
 
 
-def _server_command(port: int, chat_template: Path | None) -> list[str]:
+def _server_command(
+    port: int, chat_template: Path | None, *, embeddings: bool = False
+) -> list[str]:
     cmd = [str(server_binary()), "-m", str(get_paths().model), "--alias", MODEL_ALIAS]
+    if embeddings:  # no chat: no template, one slot
+        cmd += ["-c", str(CONTEXT_SIZE), *EMBEDDINGS_OPTIONS]
+        return [*cmd, "--host", HOST, "--port", str(port)]
     # --jinja: render the chat template with the Jinja engine, the one that knows tools.
     cmd += ["--jinja"]
     if chat_template is not None:
@@ -198,6 +209,7 @@ def start(
     chat_template_file: Path | str | None = DEFAULT_CHAT_TEMPLATE,
     wait: float = 120.0,
     *,
+    embeddings: bool = False,
     verbose: bool = True,
 ) -> ServerHandle:
     """Start ``llama-server`` on loopback ``port``, or reuse one that already answers.
@@ -211,6 +223,10 @@ def start(
             ``TOOLS_TEMPLATE``, which declares tools. None: the GGUF's template. Ignored when
             a running server is reused, since it cannot be changed without a restart.
         wait: Seconds to wait for ``GET /health`` to answer.
+        embeddings: Start an embeddings server instead (``EMBEDDINGS_OPTIONS``: mean
+            pooling, one slot; no chat template). Give it a port of its own: a server
+            already answering on ``port`` is reused whatever it was started for. Its pid
+            and log files are per port, like a chat server's.
         verbose: Print progress.
 
     Returns:
@@ -226,7 +242,7 @@ def start(
     port = LLAMA_SERVER.port(port)
     template = _check_template(chat_template_file)
     install(verbose=verbose)
-    command = partial(_server_command, port, template)
+    command = partial(_server_command, port, template, embeddings=embeddings)
     return start_server(LLAMA_SERVER, port, command, _server_env(), wait=wait, verbose=verbose)
 
 
@@ -269,11 +285,16 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_CHAT_TEMPLATE,
         help=f"Jinja chat template (default: {default}); 'none' for the GGUF's own",
     )
+    p_start.add_argument(
+        "--embeddings",
+        action="store_true",
+        help="an embeddings server: " + " ".join(EMBEDDINGS_OPTIONS) + " (no chat template)",
+    )
     args = parser.parse_args(argv)
 
     def _start(a: argparse.Namespace) -> ServerHandle:
         template = None if str(a.chat_template_file).lower() == "none" else a.chat_template_file
-        return start(a.port, template, a.wait)
+        return start(a.port, template, a.wait, embeddings=a.embeddings)
 
     return run_cli(LLAMA_SERVER, args, lambda: install(), _start, stop)
 

@@ -15,11 +15,12 @@ Command line::
 
     python scripts/vllm_server.py install        # venv + converted weights (idempotent)
     python scripts/vllm_server.py start [--port P] [--wait S]
+    python scripts/vllm_server.py start --embeddings [--port P]   # the pooling runner
     python scripts/vllm_server.py status [--port P]
     python scripts/vllm_server.py stop [--port P]
 
 Environment:
-    CUSTOMLLM_VLLM_PORT: default port (8970).
+    CUSTOMLLM_VLLM_PORT: default port (8970); give an embeddings server another one.
     CUSTOMLLM_VLLM_API_KEY: when set, the server requires this key (``VLLM_API_KEY``); it is
         passed through the environment, never on the command line.
 
@@ -30,6 +31,7 @@ greedy answers unstable), the hermes tool parser (tools are a 400 without one).
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -53,6 +55,15 @@ VLLM_VERSION = "0.32.0"
 DEFAULT_PORT = 8970
 MODEL_NAME = "smollm2"
 MAX_MODEL_LEN = 2048
+# start(embeddings=True): the same weights behind /v1/embeddings, mean-pooled, no activation.
+POOLING_OPTIONS = (
+    "--runner",
+    "pooling",
+    "--convert",
+    "embed",
+    "--pooler-config",
+    '{"pooling_type": "MEAN", "use_activation": false}',
+)
 WEIGHTS_DIRNAME = "smollm2-135m-instruct-hf"
 
 VLLM_VENV = _cache.VenvInstall(
@@ -180,8 +191,8 @@ def _server_env(api_key: str | None) -> dict[str, str]:
     return env
 
 
-def _command(port: int) -> list[str]:
-    return [
+def _command(port: int, *, embeddings: bool = False) -> list[str]:
+    common = [
         str(VLLM_VENV.python),
         "-m",
         "vllm.entrypoints.openai.api_server",
@@ -198,18 +209,17 @@ def _command(port: int) -> list[str]:
         "--dtype",
         "float32",
         "--enforce-eager",
-        "--enable-auto-tool-choice",
-        "--tool-call-parser",
-        "hermes",
-        "--seed",
-        "0",
     ]
+    if embeddings:
+        return [*common, *POOLING_OPTIONS]
+    return [*common, "--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--seed", "0"]
 
 
 def start(
     port: int | None = None,
     *,
     api_key: str | None = None,
+    embeddings: bool = False,
     wait: float = 300.0,
     verbose: bool = True,
 ) -> _server.ServerHandle:
@@ -219,6 +229,8 @@ def start(
         port: Port on 127.0.0.1 (default ``$CUSTOMLLM_VLLM_PORT`` or 8970).
         api_key: Key the server requires (default ``$CUSTOMLLM_VLLM_API_KEY``; none).
             A reused server keeps whatever key it was started with.
+        embeddings: Serve ``/v1/embeddings`` with the pooling runner (``POOLING_OPTIONS``)
+            instead of chat; on a port of its own (a server answering there is reused).
         wait: Seconds to wait for ``/health``.
         verbose: Print progress.
 
@@ -235,7 +247,7 @@ def start(
     install(verbose=verbose)
     env = _server_env(api_key)
     return _server.start_server(
-        VLLM, port, partial(_command, port), env, wait=wait, verbose=verbose
+        VLLM, port, partial(_command, port, embeddings=embeddings), env, wait=wait, verbose=verbose
     )
 
 
@@ -246,8 +258,16 @@ def stop(port: int | None = None, *, verbose: bool = True) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (status: 0 ready, 3 not)."""
-    args = _server.cli_parser(VLLM)[0].parse_args(argv)
-    return _server.run_cli(VLLM, args, install, lambda a: start(a.port, wait=a.wait), stop)
+    parser, p_start = _server.cli_parser(VLLM)
+    p_start.add_argument(
+        "--embeddings", action="store_true", help="the pooling runner: /v1/embeddings, no chat"
+    )
+    args = parser.parse_args(argv)
+
+    def _start(a: argparse.Namespace) -> _server.ServerHandle:
+        return start(a.port, embeddings=a.embeddings, wait=a.wait)
+
+    return _server.run_cli(VLLM, args, install, _start, stop)
 
 
 if __name__ == "__main__":

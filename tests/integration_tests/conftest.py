@@ -79,24 +79,14 @@ def embeddings_base_url() -> Iterator[str]:
 
     A server of its own (mean pooling is set for the whole server), with ``--parallel 1``:
     with two slots, this llama.cpp build returns a wrong vector for a request that waits for
-    a slot (test_embeddings_live.py). The starter's ``embeddings=True`` is to pass those
-    flags (scripts/local_server.py, C++ server); ``CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL``
-    names a server you run instead.
+    a slot (test_embeddings_live.py). The starter's ``embeddings=True`` passes those flags
+    (scripts/local_server.py); ``CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL`` names a server you run
+    instead.
     """
-
-    def start() -> Any:
-        try:
-            return _local_server().start(port=EMBEDDINGS_PORT, embeddings=True)
-        except TypeError as exc:
-            if "embeddings" not in str(exc):
-                raise
-            raise RuntimeError(
-                "scripts/local_server.py start() takes no embeddings=True yet (it comes with "
-                "the C++ server starter); set CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL to the /v1 "
-                "root of `llama-server --embeddings --pooling mean --parallel 1`"
-            ) from exc
-
-    yield from _serve("CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL", start)
+    yield from _serve(
+        "CUSTOMLLM_TEST_EMBEDDINGS_BASE_URL",
+        lambda: _local_server().start(port=EMBEDDINGS_PORT, embeddings=True),
+    )
 
 
 # ------------------------------------------------------------------ end of embeddings
@@ -113,12 +103,19 @@ def mode(request: pytest.FixtureRequest) -> str:
 # by scripts/llama_cpp_python_server.py, vllm_server.py and litellm_server.py (installs cached
 # in the user cache dir). Only tests marked `matrix` ask for them; set
 # CUSTOMLLM_TEST_LLAMA_CPP_PYTHON_BASE_URL / _VLLM_ / _LITELLM_BASE_URL to use servers you
-# started yourself (with the keys below).
+# started yourself (with the keys below); likewise
+# CUSTOMLLM_TEST_VLLM_EMBEDDINGS_BASE_URL / _LITELLM_EMBEDDINGS_BASE_URL for the embeddings cells.
 
 LLAMA_CPP_PYTHON_PORT = int(os.environ.get("CUSTOMLLM_LLAMA_CPP_PYTHON_PORT", "8973"))
 VLLM_PORT = int(os.environ.get("CUSTOMLLM_VLLM_PORT", "8970"))
 LITELLM_PORT = int(os.environ.get("CUSTOMLLM_LITELLM_PORT", "8971"))
 LITELLM_BACKEND_PORT = int(os.environ.get("CUSTOMLLM_LITELLM_BACKEND_PORT", "8972"))
+# The embeddings cells' servers (test_embeddings_matrix.py), each on a port of its own.
+VLLM_EMBEDDINGS_PORT = int(os.environ.get("CUSTOMLLM_VLLM_EMBEDDINGS_PORT", "8974"))
+LITELLM_EMBEDDINGS_PORT = int(os.environ.get("CUSTOMLLM_LITELLM_EMBEDDINGS_PORT", "8975"))
+LITELLM_EMBEDDINGS_BACKEND_PORT = int(
+    os.environ.get("CUSTOMLLM_LITELLM_EMBEDDINGS_BACKEND_PORT", "8976")
+)
 # Test keys for loopback-only servers; vLLM gets its key through its environment.
 VLLM_KEY = "sk-vllm-matrix-key"
 LITELLM_KEY = os.environ.get("CUSTOMLLM_LITELLM_MASTER_KEY") or "sk-customllm-matrix"
@@ -156,5 +153,27 @@ def litellm_base_url() -> Iterator[str]:
         "CUSTOMLLM_TEST_LITELLM_BASE_URL",
         lambda: _script("litellm_server").start(
             port=LITELLM_PORT, backend_port=LITELLM_BACKEND_PORT
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def vllm_embeddings_url() -> Iterator[str]:
+    """vLLM (CPU) with the pooling runner: SmolLM2 mean-pooled as ``smollm2``, no key."""
+    yield from _serve(
+        "CUSTOMLLM_TEST_VLLM_EMBEDDINGS_BASE_URL",
+        lambda: _script("vllm_server").start(port=VLLM_EMBEDDINGS_PORT, embeddings=True),
+    )
+
+
+@pytest.fixture(scope="session")
+def litellm_embeddings_url() -> Iterator[str]:
+    """The LiteLLM proxy routing ``smollm2-embed`` to an embeddings llama-server."""
+    yield from _serve(
+        "CUSTOMLLM_TEST_LITELLM_EMBEDDINGS_BASE_URL",
+        lambda: _script("litellm_server").start(
+            port=LITELLM_EMBEDDINGS_PORT,
+            backend_port=LITELLM_EMBEDDINGS_BACKEND_PORT,
+            embeddings=True,
         ),
     )

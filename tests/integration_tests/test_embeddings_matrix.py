@@ -1,17 +1,19 @@
 """CustomLLMEmbeddings through the LiteLLM proxy, and against vLLM (CPU) with a pooling runner.
 
-Marked ``matrix``; each server's cells skip until its variable is set (no starter serves
-these yet).
+Marked ``matrix`` (``make matrix``); the session starts both servers itself (fixtures
+``vllm_embeddings_url`` and ``litellm_embeddings_url`` in conftest.py, ports 8974-8976).
 
 vLLM 0.32 (CPU): the converted SmolLM2 of ``scripts/vllm_server.py`` (its weights folder)
 served as ``smollm2`` with ``--runner pooling --convert embed --pooler-config
 '{"pooling_type": "MEAN", "use_activation": false}' --max-model-len 2048 --dtype float32
---enforce-eager``; set ``CUSTOMLLM_TEST_VLLM_EMBEDDINGS_BASE_URL`` to its /v1 root.
+--enforce-eager`` (``vllm_server.start(embeddings=True)``); set
+``CUSTOMLLM_TEST_VLLM_EMBEDDINGS_BASE_URL`` to the /v1 root of one you run instead.
 
 LiteLLM: the proxy routes ``smollm2-embed`` (``openai/`` provider) to the llama.cpp
-server started with ``--embeddings --pooling mean``; its master key is `LITELLM_KEY`. Set
-``CUSTOMLLM_TEST_LITELLM_EMBEDDINGS_BASE_URL`` to a proxy you run with that route. A proxy
-config::
+server started with ``--embeddings --pooling mean --parallel 1``; its master key is
+`LITELLM_KEY` (``litellm_server.start(embeddings=True)``). Set
+``CUSTOMLLM_TEST_LITELLM_EMBEDDINGS_BASE_URL`` to a proxy you run with that route instead.
+The proxy config it writes amounts to::
 
     model_list:
       - model_name: smollm2-embed
@@ -20,8 +22,6 @@ config::
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
@@ -39,14 +39,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.matrix]
 
 MODEL = "smollm2-embed"
 WIDTH = 576
-
-
-@pytest.fixture(scope="module")
-def litellm_embeddings_url() -> str:
-    url = os.environ.get("CUSTOMLLM_TEST_LITELLM_EMBEDDINGS_BASE_URL")
-    if not url:
-        pytest.skip("set CUSTOMLLM_TEST_LITELLM_EMBEDDINGS_BASE_URL (a proxy with smollm2-embed)")
-    return url
 
 
 @pytest.fixture
@@ -96,14 +88,6 @@ def test_too_long_input_is_named_through_the_gateway(gateway: CustomLLMEmbedding
 
 
 # ----------------------------------------------------------------- vLLM (CPU), pooling runner
-
-
-@pytest.fixture(scope="module")
-def vllm_embeddings_url() -> str:
-    url = os.environ.get("CUSTOMLLM_TEST_VLLM_EMBEDDINGS_BASE_URL")
-    if not url:
-        pytest.skip("set CUSTOMLLM_TEST_VLLM_EMBEDDINGS_BASE_URL (vLLM with --runner pooling)")
-    return url
 
 
 @pytest.fixture

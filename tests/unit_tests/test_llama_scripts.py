@@ -39,6 +39,33 @@ def test_llama_server_command_is_loopback_with_the_tools_template() -> None:
     assert "--chat-template-file" not in local._server_command(8860, None)
 
 
+def test_an_embeddings_server_pools_mean_on_one_slot_without_chat_options() -> None:
+    local = _script("local_server")
+    cmd = local._server_command(8862, local.TOOLS_TEMPLATE, embeddings=True)
+    joined = " ".join(cmd)
+    assert "--embeddings --pooling mean --parallel 1" in joined
+    assert cmd[cmd.index("--port") + 1] == "8862"
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--alias") + 1] == "smollm2"
+    for chat_only in ("--jinja", "--chat-template-file", "-np"):
+        assert chat_only not in cmd
+    # The chat server keeps its options, and the two never share run files.
+    assert "--embeddings" not in local._server_command(8860, local.TOOLS_TEMPLATE)
+    pid = local.LLAMA_SERVER.run_file(8862, "pid")
+    assert pid != local.LLAMA_SERVER.run_file(8860, "pid")
+    assert pid.name == "llama-server-8862.pid"
+
+
+def test_the_cli_forwards_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
+    local = _script("local_server")
+    calls: list[tuple[object, ...]] = []
+    monkeypatch.setattr(local, "start", lambda *a, **k: calls.append((a, k)))
+    assert local.main(["start", "--embeddings", "--port", "8862"]) == 0
+    assert local.main(["start", "--port", "8860"]) == 0
+    assert [k["embeddings"] for _, k in calls] == [True, False]
+    assert calls[0][0][0] == 8862
+
+
 def test_the_tools_template_is_committed_and_the_default() -> None:
     local = _script("local_server")
     assert local.TOOLS_TEMPLATE.is_file()

@@ -54,6 +54,63 @@ def test_litellm_key_is_never_on_disk_or_in_argv(monkeypatch: pytest.MonkeyPatch
     assert "DATABASE_URL" not in env  # no database: the gateway as the tests expect it
 
 
+def test_vllm_embeddings_use_the_pooling_runner_without_chat_options() -> None:
+    vllm = _script("vllm_server")
+    cmd = vllm._command(8974, embeddings=True)
+    assert cmd[cmd.index("--runner") + 1] == "pooling"
+    assert cmd[cmd.index("--convert") + 1] == "embed"
+    pooler = json.loads(cmd[cmd.index("--pooler-config") + 1])
+    assert pooler == {"pooling_type": "MEAN", "use_activation": False}
+    assert cmd[cmd.index("--port") + 1] == "8974"
+    assert cmd[cmd.index("--served-model-name") + 1] == "smollm2"
+    assert cmd[cmd.index("--max-model-len") + 1] == "2048"
+    assert "--enforce-eager" in cmd
+    assert cmd[cmd.index("--dtype") + 1] == "float32"
+    assert "--tool-call-parser" not in cmd
+    chat = vllm._command(8970)
+    assert "--runner" not in chat
+    assert chat[chat.index("--tool-call-parser") + 1] == "hermes"
+
+
+def test_litellm_embeddings_route_smollm2_embed_to_an_embeddings_backend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    litellm = _script("litellm_server")
+    monkeypatch.setenv("CUSTOMLLM_LITELLM_MASTER_KEY", KEY)
+    config = litellm.config(8976, embeddings=True)
+    (route,) = config["model_list"]
+    assert route["model_name"] == "smollm2-embed"
+    assert route["litellm_params"]["model"] == "openai/smollm2"
+    assert route["litellm_params"]["api_base"] == "http://127.0.0.1:8976/v1"
+    assert config["general_settings"] == {"master_key": "os.environ/LITELLM_MASTER_KEY"}
+    assert KEY not in json.dumps(config)
+    chat = [m["model_name"] for m in litellm.config(8972)["model_list"]]
+    assert chat == ["smollm2", "smollm2-limited", "rate-limited"]
+    cmd = litellm._command(8975, 8976, embeddings=True)
+    written = json.loads(litellm.LITELLM.run_file(8975, "yaml").read_text())
+    assert written == config
+    assert cmd[cmd.index("--port") + 1] == "8975"
+
+
+def test_embeddings_flags_reach_the_starters(monkeypatch: pytest.MonkeyPatch) -> None:
+    vllm, litellm = _script("vllm_server"), _script("litellm_server")
+    seen: dict[str, Any] = {}
+    backends: list[dict[str, Any]] = []
+    monkeypatch.setattr(vllm, "start", lambda *a, **k: seen.update(vllm=k))
+    assert vllm.main(["start", "--embeddings", "--port", "8974"]) == 0
+    assert seen["vllm"]["embeddings"] is True
+    # litellm's start brings its backend up through local_server.start(embeddings=...).
+    monkeypatch.setattr(litellm, "install", lambda **k: None)
+    reused = litellm._server.ServerHandle  # pid None: found running, so nothing to stop
+    backend = reused(litellm.local_server.LLAMA_SERVER, 8976, pid=None)
+    monkeypatch.setattr(litellm.local_server, "start", lambda **k: backends.append(k) or backend)
+    monkeypatch.setattr(
+        litellm._server, "start_server", lambda *a, **k: reused(litellm.LITELLM, 8975, pid=None)
+    )
+    litellm.start(8975, backend_port=8976, embeddings=True, verbose=False)
+    assert backends == [{"port": 8976, "wait": 120.0, "embeddings": True, "verbose": False}]
+
+
 def test_ports_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUSTOMLLM_VLLM_PORT", "9001")
     monkeypatch.setenv("CUSTOMLLM_LITELLM_PORT", "9002")
