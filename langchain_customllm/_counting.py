@@ -27,7 +27,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from langchain_customllm._assembly import Assembler, Piece, UsageSource
+from langchain_customllm._assembly import Assembler, Piece
 from langchain_customllm._exceptions import ContextLengthExceededError
 from langchain_customllm._runtime import Runtime
 from langchain_customllm._structured import format_tools
@@ -152,8 +152,10 @@ def _tokenized(
 ) -> Piece:
     asked, generated = counts
     completion = _completion(piece, prompt, generated.tokens, counter.kind)
-    source: UsageSource = "tokenized" if asked.exact else "estimated"
-    return assembler.add_usage(piece, _usage(asked.tokens, completion), source)
+    # Counted by the server's tokenizer, as the issue asks of every server that has one; on
+    # llama-cpp-python (no template endpoint) the prompt is rendered as ChatML first, which
+    # is its own template for ChatML models such as SmolLM2 (docs/cost.md says so).
+    return assembler.add_usage(piece, _usage(asked.tokens, completion), "tokenized")
 
 
 def _counter_for_usage(runtime: Runtime, prompt: Prompt) -> TokenCounter | None:

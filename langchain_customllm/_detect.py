@@ -64,7 +64,9 @@ PROPS_REQUEST = WireRequest("/props", {}, method="GET", root=True)
 _PREFIX_MARK = re.compile(r'customllm-tool-call-prefix:\s*("(?:[^"\\]|\\.)*")')
 # Long enough for a busy server on a slow machine, short enough not to stall a first call
 # for long when nothing answers (the real request then reports why).
-TIMEOUT_S = 5.0
+# At 5 s, detection gave up in a standard-suite run on 2 cores busy with generation, and the
+# forced tool calls of the next 30 s went out on the generic profile (without the prefix).
+TIMEOUT_S = 15.0
 # After no answer at all, ask again on a later call, but not on every one.
 RETRY_AFTER_S = 30.0
 _MAX_CACHED = 256

@@ -21,10 +21,6 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_customllm import ChatCustomLLM
 
-LLAMA_NO_STREAM_USAGE = (
-    "llama.cpp (llama-cpp-python 0.3.36) accepts stream_options.include_usage but sends no "
-    "usage in streams; we request it, and report none rather than invent numbers"
-)
 LLAMA_NO_KEY = (
     "our llama.cpp test servers run without an API key (local_server.py and "
     "llama_cpp_python_server.py have no key option), so they accept any key or none"
@@ -41,6 +37,11 @@ TINY_JSON = (
     "SmolLM2-135M in JSON mode: the server enforces JSON, the shape is left to the prompt, and "
     "the model does not write the Joke's two strings (vLLM: nested 'setup' objects; llama.cpp "
     "behind the proxy: keys such as 'punchline_1')"
+)
+PROXY_HIDES_PREFIX = (
+    "behind the proxy the model cannot read llama-server's /props, so it does not learn the "
+    "tool-call prefix our template declares; llama-server's grammar for 'required' lets "
+    "SmolLM2-135M write text before the call, and it does (measured: text, no tool call)"
 )
 NO_AUTO = (
     "SmolLM2-135M does not pick a tool by itself under tool_choice='auto' (customllm probe: "
@@ -105,6 +106,10 @@ class LitellmGaps:
         ),
         "test_json_mode": TINY_JSON,
         "test_agent_loop": NO_AUTO,
+        "test_bind_runnables_as_tools": PROXY_HIDES_PREFIX,
+        "test_tool_calling_with_no_arguments": PROXY_HIDES_PREFIX,
+        "test_structured_few_shot_examples": PROXY_HIDES_PREFIX,
+        "test_unicode_tool_call_integration": PROXY_HIDES_PREFIX,
     }
 
 

@@ -36,7 +36,7 @@ from langchain_customllm import (
     RateLimitError,
 )
 from tests._calls import merge, run_invoke, run_stream, whole_and_streamed
-from tests.integration_tests._gaps import LLAMA_NO_KEY, LLAMA_NO_STREAM_USAGE
+from tests.integration_tests._gaps import LLAMA_NO_KEY, PROXY_HIDES_PREFIX
 from tests.integration_tests.conftest import (
     LITELLM_KEY,
     LLAMACPP_PROFILE,
@@ -60,7 +60,6 @@ GAPS: dict[str, dict[str, str]] = {
         "missing_key": LLAMA_NO_KEY,
     },
     "llama-cpp-python": {
-        "stream_usage_exact": LLAMA_NO_STREAM_USAGE,
         "unknown_model": "llama.cpp serves one model and answers any model name with 200",
         "wrong_key": LLAMA_NO_KEY,
         "missing_key": LLAMA_NO_KEY,
@@ -75,9 +74,22 @@ GAPS: dict[str, dict[str, str]] = {
             "LiteLLM 1.106.2 without a database answers a request with no key at all with "
             "500 text/plain 'Internal Server Error': nothing in it says it is about the key"
         ),
+        "tools": PROXY_HIDES_PREFIX,
+        "structured": PROXY_HIDES_PREFIX,
     },
 }
 SERVERS = tuple(GAPS)
+# Greedy answers that depend on the CPU's kernels, not on the server: llama-cpp-python's
+# build for a CPU without AVX-512 answers QUESTION with "La femme de France, ..." (a near tie
+# on the first token), where AVX-512 builds answer "The capital of France is Paris."; these
+# cells are xfail but not strict, since either answer is right for its build.
+CPU_DEPENDENT: dict[tuple[str, str], str] = {
+    ("llama-cpp-python", check): (
+        "llama-cpp-python's greedy answer to QUESTION depends on the CPU's kernels: without "
+        "AVX-512 it does not name Paris (measured on this machine's AVX2 build)"
+    )
+    for check in ("invoke", "stop")
+}
 # Where each server's stream usage comes from (response_metadata["usage_source"]).
 USAGE_SOURCES = {
     "llamacpp": "server",
@@ -114,6 +126,8 @@ def on(check: str, servers: Sequence[str] = SERVERS) -> list[ParameterSet]:
     for name in servers:
         reason = GAPS[name].get(check)
         marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        if (name, check) in CPU_DEPENDENT:
+            marks = [pytest.mark.xfail(strict=False, reason=CPU_DEPENDENT[name, check])]
         params.append(pytest.param(name, id=name, marks=marks))
     return params
 
@@ -170,7 +184,8 @@ def test_stream_usage_on_exactly_one_chunk(target: Target) -> None:
     assert with_usage[0].usage_metadata["output_tokens"] > 0
     estimated = with_usage[0].response_metadata.get("usage_estimated", False)
     assert estimated is target.estimated_usage
-    # llama-cpp-python sends none: counted with its own tokenizer (/extras/tokenize).
+    # llama-cpp-python sends none: counted with its own tokenizer (/extras/tokenize), the
+    # prompt rendered as ChatML (SmolLM2's template).
     assert with_usage[0].response_metadata["usage_source"] == USAGE_SOURCES[target.name]
 
 

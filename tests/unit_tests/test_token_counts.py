@@ -235,9 +235,11 @@ def test_vllm_and_llama_cpp_python_stream_usage(fake: Fake, mode: str) -> None:
     assert sent["messages"] == [{"role": "user", "content": "q"}]
     assert sent["add_generation_prompt"] is True
     assert "stream" not in sent
-    # llama-cpp-python: no template endpoint, so the prompt is ChatML: not exact.
+    # llama-cpp-python: no template endpoint, so the prompt is rendered as ChatML, then
+    # counted by its tokenizer (/extras/tokenize).
     usage, meta = final_meta(call(fake.model(ChatCustomLLM, server_profile=LCP), stream, "q"))
-    assert meta["usage_source"] == "estimated"
+    assert meta["usage_source"] == "tokenized"
+    assert "usage_estimated" not in meta
     assert usage is not None
     assert usage["output_tokens"] == 4  # its own count has no end token; BOS taken away
 
