@@ -163,11 +163,13 @@ def test_stream_run_carries_provider_tokens_and_cost(
     _assert_no_secret(collector)
 
 
-def test_stream_without_usage_has_no_cost_not_zero(
-    collector: LoopbackServer, base_url: str
+@pytest.mark.parametrize("missing_usage", ["tokenize", "none"])
+def test_stream_without_usage_is_counted_or_has_no_cost_not_zero(
+    collector: LoopbackServer, base_url: str, missing_usage: str
 ) -> None:
     # A stream without usage (llama-server sends it only when asked; stream_usage=False does
-    # not ask): no tokens, so no cost is invented.
+    # not ask): by default counted with the server's tokenizer and priced; with
+    # missing_usage="none" there are no tokens, so no cost is invented.
     llm = ChatCustomLLM(
         model=MODEL,
         base_url=base_url,
@@ -175,6 +177,7 @@ def test_stream_without_usage_has_no_cost_not_zero(
         max_tokens=8,
         pricing=PRICING,
         stream_usage=False,
+        missing_usage=missing_usage,
     )
     chunks = list(_chain(llm).stream({"q": "Say hi."}))
     _flush()
@@ -183,8 +186,14 @@ def test_stream_without_usage_has_no_cost_not_zero(
     run = _only(_llm_runs(collector))
     assert run["extra"]["metadata"]["ls_model_name"] == MODEL
     message = run["outputs"]["generations"][0][0]["message"]["kwargs"]
-    assert "cost" not in message["response_metadata"]
-    assert "total_cost" not in (message.get("usage_metadata") or {})
+    usage = message.get("usage_metadata") or {}
+    if missing_usage == "none":
+        assert "cost" not in message["response_metadata"]
+        assert "total_cost" not in usage
+    else:
+        assert message["response_metadata"]["usage_source"] == "tokenized"
+        assert usage["output_tokens"] > 0
+        assert usage["total_cost"] > 0
     _assert_no_secret(collector)
 
 
