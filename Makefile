@@ -74,7 +74,7 @@ lowest: $(LOWEST_VENV)/.installed
 	$(LOWEST_PY) --version
 	$(LOWEST_PY) -m pip list --format=freeze | grep -iE '^(langchain-core|httpx|pydantic|tenacity|pyyaml|orjson)=='
 	$(LOWEST_PY) -m pytest -p no:cacheprovider tests/unit_tests --disable-socket --allow-unix-socket -q \
-		--ignore=tests/unit_tests/test_standard.py
+		--ignore=tests/unit_tests/test_standard.py --ignore=tests/unit_tests/test_standard_embeddings.py
 	$(LOWEST_PY) -m pytest -p no:cacheprovider tests/integration_tests/test_contract.py \
 		--allow-hosts=127.0.0.1 -q
 
