@@ -50,7 +50,7 @@ from langchain_customllm.formats.base import (
 from langchain_customllm.formats.embedding import CustomEmbedder, EmbedSpec
 from langchain_customllm.formats.openai import messages_to_openai
 from langchain_customllm.formats.prompt import ChatTemplate, get_chat_template
-from langchain_customllm.formats.selectors import MISSING, Selector, compile_selector
+from langchain_customllm.formats.selectors import MISSING, Selector, compile_selector, select
 from langchain_customllm.formats.template import check_template, render
 
 __all__ = ["CustomFormat", "CustomFormatConfig"]
@@ -318,16 +318,7 @@ class CustomFormat(WireFormat):
         selector = selectors.get(field)
         if selector is None:
             return None
-        value = selector.find(data)
-        if value is MISSING:
-            if required:
-                raise ResponseError(
-                    f"custom wire format {self.name!r}: {selector.explain(data)}; "
-                    f"got: {excerpt(data)}",
-                    body=data,
-                )
-            return None
-        return value
+        return select(selector, data, self.name, required=required)
 
     def _text(self, selectors: dict[str, Selector], field: str, data: Any, required: bool) -> str:
         value = self._get(selectors, field, data, required=required)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from langchain_customllm._exceptions import ConfigurationError, ResponseError
 from langchain_customllm._text import excerpt
 from langchain_customllm.formats.base import EmbedParams, ParsedEmbeddings, TokenUsage
-from langchain_customllm.formats.selectors import MISSING, Selector, compile_selector
+from langchain_customllm.formats.selectors import Selector, compile_selector, select
 from langchain_customllm.formats.template import check_template, render
 
 __all__ = [
@@ -279,16 +279,7 @@ class CustomEmbedder:
         selector = self._paths.get(key)
         if selector is None:
             return data if required else None
-        value = selector.find(data)
-        if value is MISSING:
-            if required:
-                raise ResponseError(
-                    f"custom wire format {self.name!r}: {selector.explain(data)}; "
-                    f"got: {excerpt(data)}",
-                    body=data,
-                )
-            return None
-        return value
+        return select(selector, data, self.name, required=required)
 
     def parse(self, body: Any) -> ParsedEmbeddings:
         """Read the vectors (ordered by ``index`` if declared), usage and model."""

@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_customllm._exceptions import ConfigurationError
+from langchain_customllm._exceptions import ConfigurationError, ResponseError
+from langchain_customllm._text import excerpt
 
 __all__ = ["MISSING", "Selector", "SelectorMiss", "compile_selector"]
 
@@ -94,6 +95,23 @@ class Selector:
                 current = current[step]
             walked += label
         return SelectorMiss(self.path, "", "resolved")  # pragma: no cover - not a miss
+
+
+def select(selector: Selector, data: Any, format_name: str, *, required: bool) -> Any:
+    """What ``selector`` finds in an answer: the value, None when absent and optional.
+
+    Raises:
+        ResponseError: When a required value is absent, saying where the path stopped.
+    """
+    value = selector.find(data)
+    if value is not MISSING:
+        return value
+    if required:
+        raise ResponseError(
+            f"custom wire format {format_name!r}: {selector.explain(data)}; got: {excerpt(data)}",
+            body=data,
+        )
+    return None
 
 
 def _kind(value: Any) -> str:
