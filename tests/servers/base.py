@@ -56,6 +56,16 @@ class Backend:
         response.raise_for_status()
         return str(response.json()["content"])
 
+    def context(self) -> int | None:
+        """Tokens one request may fill on the llama.cpp server (``meta.n_ctx`` of /models)."""
+        response = _TOKENIZER.get(self.base_url + "/models")
+        response.raise_for_status()
+        for entry in response.json().get("data", []):
+            n_ctx = (entry.get("meta") or {}).get("n_ctx")
+            if isinstance(n_ctx, int):
+                return n_ctx
+        return None
+
     def count_tokens(self, text: str) -> int:
         """Prompt token count of ``text``: emulators count generated tokens as streamed chunks
         (llama.cpp streams one token per chunk) and prompts this way."""

@@ -146,6 +146,9 @@ class FakeServer:
     models: Answer = field(default_factory=lambda: httpx.Response(404))
     # llama.cpp's /props, asked after /models names llama.cpp (its chat template).
     props: Answer = field(default_factory=lambda: httpx.Response(404))
+    # Ollama's POST /api/show, asked by a model on its native format for the context size
+    # (404: no such model, so no context known).
+    show: Answer = field(default_factory=lambda: httpx.Response(404))
     detections: list[httpx.Request] = field(default_factory=list)
 
     def add(self, *answers: Answer) -> FakeServer:
@@ -175,6 +178,9 @@ class FakeServer:
             self.detections.append(request)
             found = self.models if request.url.path.endswith("/models") else self.props
             return self._answer(found, request)
+        if request.method == "POST" and request.url.path == "/api/show":
+            self.detections.append(request)
+            return self._answer(self.show, request)
         self.requests.append(request)
         if not self.answers:
             raise AssertionError(f"unexpected request #{len(self.requests)}: {request.url}")
