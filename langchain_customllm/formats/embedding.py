@@ -23,10 +23,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from langchain_customllm._exceptions import ConfigurationError, ResponseError
+from langchain_customllm._exceptions import ResponseError
 from langchain_customllm._text import excerpt
 from langchain_customllm.formats.base import EmbedParams, ParsedEmbeddings, TokenUsage
-from langchain_customllm.formats.selectors import Selector, compile_selector, select
+from langchain_customllm.formats.selectors import compile_paths, select
 from langchain_customllm.formats.template import check_template, render
 
 __all__ = [
@@ -254,14 +254,8 @@ class CustomEmbedder:
         check_template(spec.request, "embed.request", EMBED_PLACEHOLDERS)
         self.spec = spec
         self.name = name
-        self._paths: dict[str, Selector] = {}
-        for key in ("vectors", "vector", "index", "input_tokens", "total_tokens", "model"):
-            path = getattr(spec, key)
-            if path is not None:
-                try:
-                    self._paths[key] = compile_selector(path)
-                except ConfigurationError as exc:
-                    raise ConfigurationError(f"custom wire format, embed.{key}: {exc}") from None
+        keys = ("vectors", "vector", "index", "input_tokens", "total_tokens", "model")
+        self._paths = compile_paths({key: getattr(spec, key) for key in keys}, "embed")
 
     def request(self, texts: Sequence[str], params: EmbedParams) -> tuple[str, dict[str, Any]]:
         """The path and body of one request."""
