@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
 from langchain_core.callbacks import (
     AsyncCallbackManager,
@@ -18,7 +18,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.prompt_values import ChatPromptValueConcrete, StringPromptValue
 from langchain_core.runnables import RunnableConfig, RunnableSerializable, ensure_config
 from langchain_core.tools import BaseTool, StructuredTool
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from langchain_customllm._connection import ConnectionFields
 from langchain_customllm._convert import token_usage_dict
@@ -37,6 +37,16 @@ _SERIALIZED = {
     "name": "CustomImageGenerator",
 }
 _SIZE = re.compile(r"[1-9]\d{0,4}x[1-9]\d{0,4}|auto")
+
+
+def _check_size(value: str) -> str:
+    if not _SIZE.fullmatch(value):
+        raise ValueError(f"size is WIDTHxHEIGHT (e.g. '1024x1024') or 'auto', not {value!r}")
+    return value
+
+
+# A type, not a field validator: per-call values are validated by the field's type alone.
+ImageSize = Annotated[str, AfterValidator(_check_size)]
 # What a call sends: through which runtime, with which parameters, as which request.
 _Plan: TypeAlias = tuple[Runtime, ImageParams, WireRequest]
 
@@ -91,7 +101,7 @@ class CustomImageGenerator(ConnectionFields, RunnableSerializable[LanguageModelI
     n: int | None = Field(default=None, ge=1)
     """Images per call (1 or more); None sends none and expects the server's default, 1."""
 
-    size: str | None = None
+    size: ImageSize | None = None
     """``WIDTHxHEIGHT`` (``"1024x1024"``) or ``"auto"``; None leaves the server's default."""
 
     quality: str | None = None
@@ -113,13 +123,6 @@ class CustomImageGenerator(ConnectionFields, RunnableSerializable[LanguageModelI
 
     user: str | None = None
     """An id of your end user, for the provider's abuse monitoring."""
-
-    @field_validator("size")
-    @classmethod
-    def _check_size(cls, value: str | None) -> str | None:
-        if value is not None and not _SIZE.fullmatch(value):
-            raise ValueError(f"size is WIDTHxHEIGHT (e.g. '1024x1024') or 'auto', not {value!r}")
-        return value
 
     @property
     def InputType(self) -> TypeAlias:  # noqa: N802 (langchain-core's name)
