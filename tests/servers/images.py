@@ -26,8 +26,9 @@ An in-house variant for custom YAML mappings: ``POST /inhouse/render`` with ``x-
 
 Faults (`ImagesServer.faults`, one per generation request): ``429`` (with
 ``Retry-After: 0``), ``500``, ``cut`` (half the body, then the connection closes),
-``count`` (one image too few), ``garbage`` (base64 of an HTML page), ``not_base64``,
-``ftp_url`` (an ``ftp://`` URL), ``no_data`` (an answer without ``data``).
+``count`` (one image too few), and on OpenAI's route only ``garbage`` (base64 of an
+HTML page), ``not_base64``, ``ftp_url`` (an ``ftp://`` URL), ``no_data`` (an answer
+without ``data``).
 """
 
 from __future__ import annotations
@@ -276,6 +277,9 @@ class ImagesHandler(Handler):
         fault = self._fault()
         if fault == "429":
             self.send_json(429, {"fault": {"reason": "busy"}}, {"retry-after": "0"})
+            return
+        if fault == "500":
+            self.send_json(500, {"fault": {"reason": "renderer crashed"}})
             return
         if self.server.key and self.headers.get("x-api-key") != self.server.key:
             self.send_json(401, {"fault": {"reason": "unknown api key"}})
