@@ -56,7 +56,7 @@ def check_call_values(
         try:
             checked[name] = _adapter(cls, name).validate_python(value)
         except ValidationError as exc:
-            reason = "; ".join(err["msg"] for err in exc.errors())
+            reason = "; ".join(err["msg"].removeprefix("Value error, ") for err in exc.errors())
             problems.append(f"{name}: {reason} (got {value!r})")
     if problems:
         raise ConfigurationError(f"Bad per-call setting: {'; '.join(sorted(problems))}")
