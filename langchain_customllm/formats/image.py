@@ -23,10 +23,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-import httpx
-from pydantic import BaseModel, ConfigDict, field_validator
-
 from langchain_customllm._exceptions import ResponseError, error_detail
+from langchain_customllm._http import http_url
 from langchain_customllm._text import excerpt
 from langchain_customllm.formats.datatypes import (
     GeneratedImage,
@@ -35,7 +33,7 @@ from langchain_customllm.formats.datatypes import (
     TokenUsage,
 )
 from langchain_customllm.formats.selectors import compile_paths, select
-from langchain_customllm.formats.template import check_template, render
+from langchain_customllm.formats.template import EndpointSpec, check_template, render
 
 __all__ = [
     "IMAGE_PLACEHOLDERS",
@@ -115,11 +113,7 @@ def check_image(image: GeneratedImage, where: str) -> GeneratedImage:
             )
         data, mime = _decoded(payload, f"The data URL of {where.lower()}")
         return replace(image, base64=data, url=None, mime_type=mime)
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+    if http_url(url) is None:
         raise ResponseError(
             f"The URL of {where.lower()} is not an http(s) URL with a host: {excerpt(url, 120)}"
         )
@@ -152,9 +146,9 @@ def parse_image_usage(raw: Any) -> TokenUsage | None:
 # ----------------------------------------------------------------- OpenAI-compatible
 
 
-def openai_image_body(prompt: str, params: ImageParams) -> dict[str, Any]:
-    """``POST /images/generations``: the set parameters only, by OpenAI's names."""
-    fields = {
+def _fields(prompt: str, params: ImageParams) -> dict[str, Any]:
+    """The request's values by OpenAI's names, an unset one None."""
+    return {
         "model": params.model,
         "prompt": prompt,
         "n": params.n,
@@ -166,7 +160,11 @@ def openai_image_body(prompt: str, params: ImageParams) -> dict[str, Any]:
         "background": params.background,
         "user": params.user,
     }
-    body = {key: value for key, value in fields.items() if value is not None}
+
+
+def openai_image_body(prompt: str, params: ImageParams) -> dict[str, Any]:
+    """``POST /images/generations``: the set parameters only, by OpenAI's names."""
+    body = {key: value for key, value in _fields(prompt, params).items() if value is not None}
     body.update(params.extra_body)
     return body
 
@@ -219,7 +217,7 @@ IMAGE_PLACEHOLDERS = frozenset(
 )  # fmt: skip
 
 
-class ImageSpec(BaseModel):
+class ImageSpec(EndpointSpec):
     """The ``image`` section of a ``kind: custom`` wire format: an in-house image API.
 
     Example (YAML)::
@@ -251,10 +249,6 @@ class ImageSpec(BaseModel):
         model: Path to the model name the API reports.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str
-    request: dict[str, Any]
     images: str | None = None
     base64: str | None = None
     url: str | None = None
@@ -263,13 +257,6 @@ class ImageSpec(BaseModel):
     output_tokens: str | None = None
     total_tokens: str | None = None
     model: str | None = None
-
-    @field_validator("path")
-    @classmethod
-    def _leading_slash(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"a path must start with '/', got {value!r}")
-        return value
 
 
 class CustomImager:
@@ -298,20 +285,7 @@ class CustomImager:
     def request(self, prompt: str, params: ImageParams) -> tuple[str, dict[str, Any]]:
         """The path and body of one request."""
         width, height = params.width_height or (None, None)
-        values = {
-            "prompt": prompt,
-            "model": params.model,
-            "n": params.n,
-            "size": params.size,
-            "width": width,
-            "height": height,
-            "quality": params.quality,
-            "style": params.style,
-            "response_format": params.response_format,
-            "output_format": params.output_format,
-            "background": params.background,
-            "user": params.user,
-        }
+        values = {**_fields(prompt, params), "width": width, "height": height}
         body = render(self.spec.request, values)
         body.update(params.extra_body)
         return self.spec.path, body

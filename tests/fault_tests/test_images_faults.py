@@ -23,6 +23,7 @@ from langchain_customllm import (
     CustomImageGenerator,
     ResponseError,
 )
+from tests._waits import no_waits
 from tests.servers.images import (
     DALLE,
     GPT_IMAGE,
@@ -79,14 +80,7 @@ def server() -> Iterator[ImagesServer]:
 def _model(server: ImagesServer, wire: str, **kwargs: Any) -> CustomImageGenerator:
     settings = dict(WIRES[wire])
     base_url = server.url + settings.pop("path")
-    model = CustomImageGenerator(base_url=base_url, size="16x16", **settings, **kwargs)
-    model._runtime().client.sleep = lambda seconds: None  # retries without waiting
-
-    async def asleep(seconds: float) -> None:
-        return None
-
-    model._runtime().client.asleep = asleep
-    return model
+    return no_waits(CustomImageGenerator(base_url=base_url, size="16x16", **settings, **kwargs))
 
 
 def _generate(model: CustomImageGenerator, mode: str, n: int = 2) -> AIMessage:

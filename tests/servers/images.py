@@ -161,16 +161,9 @@ class ImagesHandler(Handler):
 
     def _send(self, fault: str | None, obj: dict[str, Any]) -> None:
         if fault == "cut":
-            data = json.dumps(obj).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.send_json(200, obj)
+            self.send_cut(json.dumps(obj).encode())
+        else:
+            self.send_json(200, obj)
 
     # ---------------------------------------------------------------- OpenAI's API
 

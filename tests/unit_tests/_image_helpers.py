@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from langchain_customllm import CustomImageGenerator
+from tests._waits import no_waits
 from tests.servers.images import colour_of, png
 
 KEY = "sk-image-secret-8080"
@@ -74,15 +75,7 @@ class ImageServer:
             "http_async_client": httpx.AsyncClient(transport=httpx.MockTransport(self._aanswer)),
         }
         params.update(kwargs)
-        model = CustomImageGenerator(**params)
-        client = model._runtime().client
-        client.sleep = self.sleeps.append  # retries record their delay instead of sleeping
-
-        async def asleep(seconds: float) -> None:
-            self.sleeps.append(seconds)
-
-        client.asleep = asleep
-        return model
+        return no_waits(CustomImageGenerator(**params), self.sleeps)
 
 
 def generate(model: CustomImageGenerator, mode: str, prompt: Any, **kwargs: Any) -> Any:
