@@ -134,6 +134,16 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def send_cut(self, data: bytes) -> None:
+        """A 200 JSON answer that announces all of ``data``, sends half, then hangs up."""
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
     def start_chunked(
         self, status: int, content_type: str, headers: dict[str, str] | None = None
     ) -> None:

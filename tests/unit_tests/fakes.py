@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from langchain_customllm import ChatCustomLLM, CustomLLM
+from tests._waits import no_waits
 
 KEY = "sk-unit-secret-0123456789"
 
@@ -209,14 +210,7 @@ class FakeServer:
 
     def _no_sleep(self, model: Any) -> Any:
         # Retries record the delay they would have slept instead of sleeping.
-        client = model._runtime().client
-        client.sleep = self.sleeps.append
-
-        async def asleep(seconds: float) -> None:
-            self.sleeps.append(seconds)
-
-        client.asleep = asleep
-        return model
+        return no_waits(model, self.sleeps)
 
 
 def _model_kwargs(server: FakeServer, kwargs: dict[str, Any]) -> dict[str, Any]:
