@@ -16,6 +16,7 @@ clients read the status from the response, so we keep OpenAI's meaning.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -38,6 +39,8 @@ from langchain_customllm._exceptions import (
 from langchain_customllm._json import dumps
 
 __all__ = ["GatewayError", "gateway_error"]
+
+logger = logging.getLogger("langchain_customllm.serve")
 
 
 class GatewayError(Exception):
@@ -111,6 +114,8 @@ def gateway_error(exc: BaseException, model: str | None = None) -> GatewayError:
     if isinstance(exc, GatewayError):
         return exc
     if not isinstance(exc, CustomLLMError):
+        # A bug, here or in a model's adapter: its details go to the log, not the client.
+        logger.error("unexpected error serving model %r", model, exc_info=exc)
         return GatewayError(
             500,
             "The gateway failed while serving this request (see its log).",
