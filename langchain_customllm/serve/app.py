@@ -14,13 +14,17 @@ The guard is plain ASGI (no per-request objects of its own) and does, for every 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import re
+import signal
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from types import FrameType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -184,6 +188,36 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
     return Response(error.json(), error.status, error.headers, media_type="application/json")
 
 
+@contextlib.contextmanager
+def _drain_on_signals(gateway: Gateway) -> Iterator[None]:
+    """While serving, SIGTERM and SIGINT also start the gateway's `Gateway.drain`.
+
+    The server's own handlers (uvicorn's graceful shutdown) still run: ours are chained in
+    front of them, and the previous ones are put back on exit. Signal handlers belong to
+    the main thread; elsewhere (tests, embedded servers) nothing is installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    grace = gateway.options.grace_seconds
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(gateway.drain, grace)
+        chained = previous[signal.Signals(signum)]
+        if callable(chained):
+            chained(signum, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def create_app(
     models: Mapping[str, Model] | str | os.PathLike[str],
     options: GatewayOptions | None = None,
@@ -209,7 +243,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        with _drain_on_signals(gateway):
+            yield
         await gateway.aclose()
 
     routes = [

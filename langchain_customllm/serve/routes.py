@@ -52,6 +52,9 @@ _KINDS: dict[type, tuple[str, str]] = {
     CustomLLMEmbeddings: ("/v1/embeddings", "embeddings"),
 }
 _JSON = "application/json"
+# How long before the end of the shutdown grace period open streams are ended, so their
+# error events are out before the server stops waiting for them.
+_STOP_MARGIN = 0.5
 
 
 @dataclass
@@ -104,6 +107,7 @@ class Gateway:
         self.options = options
         self.metrics = Metrics()
         self.created = int(time.time())
+        self.streams: set[EventStream] = set()
 
     # ------------------------------------------------------------------ helpers
 
@@ -184,7 +188,7 @@ class Gateway:
             writer = ChunkWriter(entry.name, "chat", include_usage=body.include_usage)
             exchange.tally = writer.tally
             events = chat_events(runnable, messages, plan, writer, body.n)
-            return EventStream(events, self._failing(exchange, entry.name))
+            return EventStream(events, self._failing(exchange, entry.name), self.streams)
         calls = [runnable.ainvoke(messages, stop=plan.stop, **plan.kwargs) for _ in range(body.n)]
         try:
             answers = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
@@ -217,7 +221,7 @@ class Gateway:
             writer = ChunkWriter(entry.name, "text", include_usage=body.include_usage)
             exchange.tally = writer.tally
             events = text_events(model, prompts, plan, writer)
-            return EventStream(events, self._failing(exchange, entry.name))
+            return EventStream(events, self._failing(exchange, entry.name), self.streams)
         try:
             result = await model.agenerate(prompts, stop=plan.stop, **plan.kwargs)
         except Exception as exc:
@@ -290,6 +294,19 @@ class Gateway:
         return Response(
             self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
+
+    def drain(self, grace: float) -> None:
+        """A shutdown began: end the streams still open shortly before ``grace`` runs out.
+
+        They end with a "shutting down" error event while their clients are still there
+        (the server cancels whatever is left after its grace period, and a process exiting
+        on SIGTERM would cut them without a word).
+        """
+        asyncio.get_running_loop().call_later(max(0.0, grace - _STOP_MARGIN), self._stop_streams)
+
+    def _stop_streams(self) -> None:
+        for stream in list(self.streams):
+            stream.stop()
 
     async def aclose(self) -> None:
         """Close every model's connections (at shutdown)."""

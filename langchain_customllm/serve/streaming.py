@@ -14,8 +14,8 @@ It also decides how a stream ends:
   (a 429 with its ``Retry-After``, a 502) gets its real status and OpenAI error JSON;
 - a failure after that ends the stream with ``data: {"error": {...}}``, never ``[DONE]``,
   so no client mistakes a cut answer for a whole one;
-- a stream cancelled by the server itself (uvicorn's graceful-shutdown timeout) tries to
-  say so with the same error event before it goes.
+- a stream the gateway ends because it is shutting down (`EventStream.stop`, called when
+  the grace period is nearly over) says so with the same error event.
 """
 
 from __future__ import annotations
@@ -64,29 +64,38 @@ class EventStream(Response):
     Args:
         events: The encoded events, ``[DONE]`` included; closed however the stream ends.
         fail: Maps an exception to the error to report (and counts it); called once.
-        headers: Extra response headers.
+        open_streams: Where the stream is registered while it runs, so a shutdown can
+            `stop` it.
     """
 
     def __init__(
         self,
         events: AsyncGenerator[bytes, None],
         fail: Callable[[BaseException], GatewayError],
-        headers: dict[str, str] | None = None,
+        open_streams: set[EventStream],
     ) -> None:
         self.events = events
         self.fail = fail
+        self.open_streams = open_streams
         self.status_code = 200
         self.background = None
-        self.extra_headers = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
         self.client_gone = False
+        self._producer: asyncio.Future[None] | None = None
+
+    def stop(self) -> None:
+        """End the stream now with a "shutting down" error event (the client is still there)."""
+        if self._producer is not None:
+            self._producer.cancel()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream the events; stop at once when the client disconnects."""
-        producer = asyncio.ensure_future(self._produce(send))
+        producer = self._producer = asyncio.ensure_future(self._produce(send))
         listener = asyncio.ensure_future(_disconnected(receive))
+        self.open_streams.add(self)
         try:
             await asyncio.wait((producer, listener), return_when=asyncio.FIRST_COMPLETED)
-        finally:  # also when this task is cancelled: the server's shutdown timeout
+        finally:  # also when this task is cancelled
+            self.open_streams.discard(self)
             if not producer.done():
                 self.client_gone = listener.done() and not listener.cancelled()
                 producer.cancel()
@@ -102,7 +111,7 @@ class EventStream(Response):
                         {
                             "type": "http.response.start",
                             "status": 200,
-                            "headers": _SSE_HEADERS + self.extra_headers,
+                            "headers": _SSE_HEADERS,
                         }
                     )
                     started = True
