@@ -132,3 +132,24 @@ def test_streams_still_open_after_the_grace_period_end_with_an_error(tmp_path: P
     assert events[-1]["error"]["code"] == "shutting_down"
     assert outcome["ended"] == "closed"
     assert outcome["at"] - ended < 2.0
+
+
+def test_workers_each_build_the_gateway_from_the_config(tmp_path: Path) -> None:
+    backend = SlowStreamServer(chunks=2, delay=0.01)
+    with backend, _gateway(tmp_path, backend, "--workers", "2") as gw:
+        with httpx.Client(headers=HEADERS, trust_env=False, timeout=30) as client:
+            answers = [
+                client.post(f"{gw.url}/chat/completions", json={**REQUEST, "stream": False}).json()
+                for _ in range(8)
+            ]
+            refused = client.post(
+                f"{gw.url}/chat/completions",
+                json={**REQUEST, "stream": False},
+                headers={"authorization": "Bearer wrong"},
+            )
+        assert gw.stop() in (0, -15)
+        log = gw.output()
+    assert all(a["choices"][0]["message"]["content"] == "ok" for a in answers)
+    assert refused.status_code == 401
+    # Two worker processes started, each loading the models file itself.
+    assert log.count("Started server process") == 2, log
