@@ -48,10 +48,13 @@ logger = logging.getLogger("langchain_customllm.serve")
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _OPEN_PATHS = frozenset({"/health"})
+# OpenAI's own wording and type: clients that read the message (LiteLLM's SDK maps an
+# "invalid_request_error" without it to a 400) see a refused key as one.
 _UNAUTHORIZED = GatewayError(
     401,
-    "Incorrect or missing API key: send one of this gateway's client keys as "
+    "Incorrect API key provided, or none: send one of this gateway's client keys as "
     "'Authorization: Bearer <key>'",
+    type="authentication_error",
     code="invalid_api_key",
     headers={"www-authenticate": "Bearer"},
 )
