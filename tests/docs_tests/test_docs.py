@@ -52,6 +52,7 @@ PUBLIC_MODULES = (
     "langchain_customllm.pricing",
     "langchain_customllm.usage",
     "langchain_customllm.config",
+    "langchain_customllm.serve",
 )
 
 

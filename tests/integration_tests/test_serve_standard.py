@@ -3,19 +3,21 @@
 A client no one here wrote (langchain-openai's ``ChatOpenAI(base_url=<gateway>)``) runs the
 whole standard suite through the gateway (a real ``customllm serve`` subprocess) to the
 session's llama.cpp server, which serves SmolLM2-135M behind our tool-capable template. The
-gateway's model is a plain ``ChatCustomLLM`` entry, so the server's gaps are the same as
-when the suite runs on ``ChatCustomLLM`` directly (_gaps.py), declared once, as strict
-xfails.
+gateway's model is a plain ``ChatCustomLLM`` entry; the gaps are llama-server's (as when the
+suite runs on ``ChatCustomLLM`` directly) and two of ChatOpenAI's structured-output methods
+that the 135M model does not meet, measured the same without the gateway (_gaps.py), as
+strict xfails.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
+import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
-from tests.integration_tests._gaps import LlamaServerGaps, WithTools
+from tests.integration_tests._gaps import ChatOpenAIOnLlamaServerGaps, WithTools
 from tests.integration_tests._serve_fixtures import GATEWAY_KEY
 
 pytestmark = pytest.mark.integration
@@ -28,13 +30,7 @@ def _gateway(gateway_url: str) -> None:
     _URL["url"] = gateway_url
 
 
-class GatewayGaps:
-    """What the suite meets through the gateway: the llama-server gaps, nothing more."""
-
-    gaps: ClassVar = dict(LlamaServerGaps.gaps)
-
-
-class TestChatOpenAIThroughGateway(GatewayGaps, WithTools):
+class TestChatOpenAIThroughGateway(ChatOpenAIOnLlamaServerGaps, WithTools):
     @property
     def chat_model_class(self) -> type[ChatOpenAI]:  # type: ignore[override]
         return ChatOpenAI
@@ -53,6 +49,11 @@ class TestChatOpenAIThroughGateway(GatewayGaps, WithTools):
             # the gateway to llama-server as a vendor parameter.
             "extra_body": {"cache_prompt": False},
             "stream_usage": True,
+            # langchain-openai caches one default async HTTP client per base_url for the
+            # whole process; each test here runs in an event loop of its own, and a pooled
+            # connection of a closed loop fails the next test ("Event loop is closed"). A
+            # client of the test's own avoids that client-side artifact.
+            "http_async_client": openai.DefaultAsyncHttpxClient(),
         }
 
     @property
