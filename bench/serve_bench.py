@@ -64,6 +64,7 @@ def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> 
 
 
 def start_gateway(stub: str, work: Path) -> subprocess.Popen[bytes]:
+    """``customllm serve`` (this tree's) in front of the stub; waits for ``/health``."""
     config = work / "models.yaml"
     entry = {"model": "stub-model", "base_url": stub, "server_profile": "generic"}
     config.write_text(json.dumps({"models": {"stub-model": entry}}))
@@ -79,6 +80,7 @@ def start_gateway(stub: str, work: Path) -> subprocess.Popen[bytes]:
 
 
 def start_litellm(stub: str, work: Path) -> subprocess.Popen[bytes]:
+    """The LiteLLM proxy in front of the stub; waits for its readiness."""
     config = work / "litellm.yaml"
     model = {"model": "openai/stub-model", "api_base": stub, "api_key": "none"}
     config.write_text(
@@ -173,6 +175,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def measure(paths: dict[str, str], rounds: int, quick: bool) -> dict[str, Any]:
+    """Every measurement on every path, interleaved over rounds; medians per path."""
     sequential = 200 if quick else 1000
     chunks = 2000 if quick else 20000
     samples: dict[str, dict[str, list[float]]] = {name: {} for name in paths}
@@ -191,10 +194,13 @@ async def measure(paths: dict[str, str], rounds: int, quick: bool) -> dict[str, 
             log(f"round {rnd + 1}/{rounds} {name}: " + ", ".join(
                 f"{k}={v[-1]:.4g}" for k, v in got.items()
             ))  # fmt: skip
-    return {name: {k: statistics.median(v) for k, v in got.items()} for name, got in samples.items()}
+    return {
+        name: {k: statistics.median(v) for k, v in got.items()} for name, got in samples.items()
+    }
 
 
 def render(res: dict[str, Any]) -> str:
+    """The Markdown table of a run."""
     direct, ours, theirs = res["direct"], res["customllm serve"], res["LiteLLM proxy"]
     lines = [
         f"Machine: {res['machine']['cores']} cores, {res['machine']['cpu']}; rounds: "
@@ -223,6 +229,7 @@ def render(res: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Start the three paths, measure, print and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer requests per round")

@@ -39,20 +39,26 @@ async def _starlette_endpoint(request: Request) -> Response:
 
 
 def starlette_app() -> Any:
+    """The endpoint on Starlette."""
     return Starlette(routes=[Route("/v1/chat/completions", _starlette_endpoint, methods=["POST"])])
 
 
 class Message(pydantic.BaseModel):
+    """One chat message."""
+
     role: str
     content: str
 
 
 class Chat(pydantic.BaseModel):
+    """The request body."""
+
     model: str
     messages: list[Message]
 
 
 def fastapi_app() -> Any:
+    """The endpoint on FastAPI, with a pydantic body."""
     app = fastapi.FastAPI()
 
     @app.post("/v1/chat/completions")
@@ -63,6 +69,7 @@ def fastapi_app() -> Any:
 
 
 def fastapi_raw_app() -> Any:
+    """The endpoint on FastAPI, reading the raw request."""
     app = fastapi.FastAPI()
 
     @app.post("/v1/chat/completions")
@@ -122,6 +129,7 @@ async def _time(app: Any) -> float:
 
 
 async def main() -> None:
+    """Time each app and print the table."""
     print(f"starlette {starlette.__version__}, fastapi {fastapi.__version__}")
     for name, app in (
         ("Starlette Route", starlette_app()),

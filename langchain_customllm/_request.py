@@ -16,10 +16,9 @@ from typing import Any
 
 import httpx
 
-from langchain_customllm._auth import check_header, is_secret_header
+from langchain_customllm._auth import check_plain_headers
 from langchain_customllm._exceptions import (
     APIConnectionError,
-    ConfigurationError,
     CustomLLMError,
     ResponseError,
     StreamTimeoutError,
@@ -68,13 +67,7 @@ def request_headers(headers: Mapping[str, str]) -> Iterator[None]:
         ConfigurationError: For a header HTTP cannot carry, or a credential-looking name
             (``Authorization``, ``x-api-key``, ...).
     """
-    for name, value in headers.items():
-        check_header(name, value, "request_headers")
-        if is_secret_header(name):
-            raise ConfigurationError(
-                f"request_headers: {name!r} looks like a credential; pass keys as api_key "
-                "or default_headers, which are kept secret"
-            )
+    check_plain_headers(headers, "request_headers")
     token = _CALL_HEADERS.set({**(_CALL_HEADERS.get() or {}), **headers})
     try:
         yield

@@ -63,17 +63,11 @@ def main(
         The exit code: ``probe``'s (0 ok, 1 chat failed, 2 usage, 3 unreachable), or
         ``serve``'s (0 after a clean stop, 2 for a configuration error).
     """
-    out = stdout or sys.stdout
     err = stderr or sys.stderr
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help exits 0, bad usage 2
-        return int(exc.code) if isinstance(exc.code, int) else probe_cli.EXIT_USAGE
+    args = probe_cli.parse(_parser(), argv, err)
+    if isinstance(args, int):
+        return args
     if args.command == "serve":
         return serve_cli.run(args, err)
-    if args.command is None:
-        parser.print_help(err)
-        return probe_cli.EXIT_USAGE
     env = os.environ if environ is None else environ
-    return probe_cli.run(args, out, err, env, transport)
+    return probe_cli.run(args, stdout or sys.stdout, err, env, transport)

@@ -73,16 +73,29 @@ def main(
     """
     parser = argparse.ArgumentParser(prog="customllm", description="Tools for langchain-customllm.")
     add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    err = stderr or sys.stderr
+    args = parse(parser, argv, err)
+    if isinstance(args, int):
+        return args
+    env = os.environ if environ is None else environ
+    return run(args, stdout or sys.stdout, err, env, transport)
+
+
+def parse(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, err: TextIO
+) -> argparse.Namespace | int:
+    """The parsed arguments of a ``customllm`` command line, or the exit code to return.
+
+    ``--help`` is 0, bad usage and no command at all (the help goes to ``err``) are 2.
+    """
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help exits 0, bad usage 2
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
-        parser.print_help(stderr or sys.stderr)
+        parser.print_help(err)
         return EXIT_USAGE
-    out = stdout or sys.stdout
-    env = os.environ if environ is None else environ
-    return run(args, out, stderr or sys.stderr, env, transport)
+    return args
 
 
 def run(
