@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -235,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer requests per round")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
     args = parser.parse_args(argv)
+    # SIGTERM (a timeout) unwinds like Ctrl-C, so the servers below are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stub, stub_url = start_stub()
     processes = [stub]
     try:
@@ -260,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     body = render(res)
     print(body)
     if not args.no_write:
-        write_generated(BENCH / "results" / "serve.json", res, "serve_bench.py", body)
+        write_generated(BENCH / "results" / "serve.json", res, "bench/serve_bench.py", body)
     return 0
 
 
