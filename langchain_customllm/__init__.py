@@ -1,8 +1,9 @@
 """langchain-customllm: any LLM server as a first-class LangChain model.
 
-`ChatCustomLLM` (chat), `CustomLLM` (text completion) and `CustomLLMEmbeddings` talk to a
-server through a thin httpx client and a pluggable wire format (OpenAI-compatible by
-default). Every error they raise is a `CustomLLMError` subclass.
+`ChatCustomLLM` (chat), `CustomLLM` (text completion), `CustomLLMEmbeddings` and
+`CustomImageGenerator` (image generation) talk to a server through a thin httpx client and
+a pluggable wire format (OpenAI-compatible by default). Every error they raise is a
+`CustomLLMError` subclass.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         StreamTimeoutError,
     )
     from langchain_customllm._framing import StreamEvent
+    from langchain_customllm._images import ImageResult
     from langchain_customllm._request import request_headers
     from langchain_customllm.chat_models import ChatCustomLLM
     from langchain_customllm.config import load_models
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
         get_format,
         register_format,
     )
+    from langchain_customllm.images import CustomImageGenerator
     from langchain_customllm.llms import CustomLLM
     from langchain_customllm.pricing import Cost, Pricing, PricingTable, cost_for
     from langchain_customllm.profiles import ServerProfile
@@ -80,6 +83,8 @@ _LAZY: dict[str, str] = {
     "ServerProfile": "profiles",
     "CustomLLM": "llms",
     "CustomLLMEmbeddings": "embeddings",
+    "CustomImageGenerator": "images",
+    "ImageResult": "_images",
     "load_models": "config",
     **dict.fromkeys(
         ["ChatTemplate", "CustomFormat", "WireFormat", "get_format", "register_format"], "formats"
@@ -103,9 +108,11 @@ __all__ = [
     "ContextLengthExceededError",
     "Cost",
     "CustomFormat",
+    "CustomImageGenerator",
     "CustomLLM",
     "CustomLLMEmbeddings",
     "CustomLLMError",
+    "ImageResult",
     "InternalServerError",
     "ModelUsage",
     "NotFoundError",

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_customllm._exceptions import StreamError
+from langchain_customllm._logprobs import Logprobs
 from langchain_customllm._stop import StopMatcher, truncate_at_stop
 from langchain_customllm._tool_assembly import ToolCallAssembler, unwrap_string_args
 from langchain_customllm.formats.base import ParsedChunk, TokenUsage, ToolCallPiece
@@ -85,6 +86,9 @@ class Assembler:
         pricing: The model's resolved pricing, to price the answer's usage (optional).
         usage_estimated: The server's stream usage is its own estimate (a gateway's): say
             so in a stream's final metadata (``usage_estimated: True``) when it has usage.
+        completion_prompt: For a text model, the prompt: logprobs are then given in OpenAI's
+            legacy completions shape whatever the server sent (`langchain_customllm._logprobs`);
+            None for a chat model (the chat shape).
 
     """
 
@@ -96,8 +100,10 @@ class Assembler:
         pricing: Pricing | PricingTable | None = None,
         *,
         usage_estimated: bool = False,
+        completion_prompt: str | None = None,
     ) -> None:
         self._pricing = pricing
+        self._completion_prompt = completion_prompt
         self._usage_estimated = usage_estimated
         self._matcher = StopMatcher(stops, include_stop)
         self._include_stop = include_stop
@@ -108,7 +114,7 @@ class Assembler:
         self._finish_reason: str | None = None
         self._usage: TokenUsage | None = None
         self._metadata: dict[str, Any] = {}
-        self._logprobs: list[Any] = []
+        self._logprobs = Logprobs()
         self._emitted: list[str] = []
         self._generated: list[str] = []  # reasoning and tool calls, counted as output too
         self._pieces_out = 0  # pieces feed() returned: is the final piece the only one?
@@ -237,15 +243,18 @@ class Assembler:
             self._usage = parsed.usage
         if parsed.metadata:
             for key, value in parsed.metadata.items():
-                if key == "logprobs" and isinstance(value, dict) and value.get("content"):
-                    self._logprobs.extend(value["content"])
-                else:
+                if key != "logprobs" or not self._logprobs.add(value):
                     self._metadata[key] = value
 
     def _final_metadata(self, *, streamed: bool) -> dict[str, Any]:
         meta: dict[str, Any] = dict(self._metadata)
-        if self._logprobs and "logprobs" not in meta:
-            meta["logprobs"] = {"content": self._logprobs}
+        logprobs = (
+            self._logprobs.chat()
+            if self._completion_prompt is None
+            else self._logprobs.legacy(len(self._completion_prompt))
+        )
+        if logprobs is not None:
+            meta["logprobs"] = logprobs
         meta["finish_reason"] = self._finish_reason
         meta["model_name"] = self._server_model or self._model
         if self._usage is not None:

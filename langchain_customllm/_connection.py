@@ -27,6 +27,7 @@ from typing_extensions import Self
 
 from langchain_customllm._auth import check_header, check_key, mask_headers
 from langchain_customllm._exceptions import ConfigurationError
+from langchain_customllm._http import http_url
 from langchain_customllm._serde import HEADER_SECRETS, fold_header_secrets, write_kwargs
 from langchain_customllm._settings import construct, read_config, select_entry
 from langchain_customllm._value import ModelValue
@@ -137,11 +138,8 @@ class ConnectionFields(ModelValue):
     @classmethod
     def _check_base_url(cls, value: str) -> str:
         url = value.rstrip("/")
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:
-            parsed = None
-        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        parsed = http_url(url)
+        if parsed is None:
             raise ConfigurationError(
                 "base_url must be an http:// or https:// URL with a host "
                 "(e.g. http://127.0.0.1:8000/v1)"

@@ -19,6 +19,12 @@ that declares how its tool calls start (a ``customllm-tool-call-prefix: "<json s
 line, as ours in ``scripts/templates`` does) gets that ``tool_call_prefix`` in the profile,
 so forced tool calls work on it by default (see `profiles.prefill_tool_call`).
 
+A model on Ollama's native format (``wire_format="ollama"``) has no ``/models`` to ask; its
+context size is what matters there (Ollama cuts an over-long prompt silently). Without a
+``num_ctx`` in its settings, it sends one ``POST /api/show`` for its model at the first
+call (`formats.ollama.context_from_show`), cached per base_url and model; the profile stays
+the configured one, with that ``context_window``.
+
 Anything else, and any failure, stays ``generic``: detection never fails a call. The
 decision (`read_answer`: an answer to a `Detection`) is pure; `Detector` holds one
 runtime's state; answers are cached per ``base_url`` for the process (bounded, locked), so
@@ -50,12 +56,13 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_customllm._exceptions import CustomLLMError
 from langchain_customllm.formats.base import WireRequest
+from langchain_customllm.formats.ollama import context_from_show, show_request
 from langchain_customllm.profiles import PROFILES, ServerProfile
 
 if TYPE_CHECKING:
     from langchain_customllm._client import Answer, ProviderClient
 
-__all__ = ["Detection", "Detector", "clear_cache", "family_of", "read_answer"]
+__all__ = ["Detection", "Detector", "clear_cache", "family_of", "read_answer", "read_show"]
 
 logger = logging.getLogger("langchain_customllm")
 
@@ -188,6 +195,21 @@ def read_answer(status: int, headers: Mapping[str, str], body: Any) -> Detection
     return Detection(family, reason, contexts)
 
 
+def read_show(status: int, body: Any, model: str) -> Detection | None:
+    """Decide from an answer to Ollama's ``POST /api/show`` for ``model`` (pure).
+
+    Returns:
+        A `Detection` with no family and, where the answer gives it, the model's context;
+        None when the answer does not settle it (refused, failing: asked again later).
+    """
+    if status in (404, 405):  # no such model (or no such endpoint): no context to know
+        return Detection(None, f"HTTP {status} to POST /api/show")
+    if not 200 <= status < 300:
+        return None
+    window, reason = context_from_show(body)
+    return Detection(None, reason, {} if window is None else {model: window})
+
+
 def declared_prefix(props: Any) -> str | None:
     """The tool-call prefix a llama.cpp ``/props`` answer's chat template declares (pure)."""
     template = props.get("chat_template") if isinstance(props, Mapping) else None
@@ -257,12 +279,25 @@ class Detector:
         base_url: The model's API root (the cache key).
         model: The model name (picks its context size from the answer).
         timeout: The model's timeout; the GET waits at most `TIMEOUT_S` of it.
+        base: The profile a detection refines: None to take the detected family's
+            (OpenAI-compatible servers); the configured one for Ollama's native format,
+            which only learns the model's context (asked per model, cached per both).
     """
 
-    __slots__ = ("base_url", "followed", "found", "model", "retry_at", "timeout")
+    __slots__ = ("base", "base_url", "followed", "found", "key", "model", "retry_at", "timeout")
 
-    def __init__(self, base_url: str, model: str, timeout: float | None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        timeout: float | None,
+        *,
+        base: ServerProfile | None = None,
+    ) -> None:
         self.base_url = base_url
+        self.base = base
+        # Ollama serves many models at one root, each with its own context.
+        self.key = base_url if base is None else f"{base_url} {model}"
         self.model = model
         self.timeout = TIMEOUT_S if timeout is None else min(timeout, TIMEOUT_S)
         self.found: ServerProfile | None = None
@@ -272,10 +307,16 @@ class Detector:
     def known(self) -> ServerProfile | None:
         """The detected profile, from this runtime or the process cache (no I/O)."""
         if self.found is None:
-            hit = cached(self.base_url)
+            hit = cached(self.key)
             if hit is not None:
-                self.found = hit.profile(self.model)
+                self.found = self._profile(hit)
         return self.found
+
+    def _profile(self, detection: Detection) -> ServerProfile:
+        if self.base is None:
+            return detection.profile(self.model)
+        window = detection.context_window(self.model)
+        return self.base if window is None else replace(self.base, context_window=window)
 
     def _due(self) -> bool:
         return self.known() is None and time.monotonic() >= self.retry_at
@@ -284,8 +325,12 @@ class Detector:
         """Ask the server, unless known or recently tried (sync)."""
         if not self._due():
             return
-        with _FLIGHTS[hash(self.base_url) % _STRIPES]:
+        with _FLIGHTS[hash(self.key) % _STRIPES]:
             if self._due():  # another thread may have asked meanwhile
+                if self.base is not None:
+                    answer = _try(client.once, show_request(self.model), self.timeout)
+                    self._settle(answer, None if answer is None else self._show(answer))
+                    return
                 answer = _try(client.once, MODELS_REQUEST, self.timeout)
                 detection = None if answer is None else read_answer(*answer)
                 if _wants_props(detection):
@@ -300,14 +345,18 @@ class Detector:
         loop = asyncio.get_running_loop()
         with _LOCK:
             pending = _PENDING.setdefault(loop, {})
-            flight = pending.get(self.base_url)
+            flight = pending.get(self.key)
             leader = flight is None
             if flight is None:
-                flight = pending[self.base_url] = loop.create_future()
+                flight = pending[self.key] = loop.create_future()
         if not leader:
             await asyncio.wait([flight])  # then read what the leader kept, if anything
             return
         try:
+            if self.base is not None:
+                answer = await _atry(client.aonce, show_request(self.model), self.timeout)
+                self._settle(answer, None if answer is None else self._show(answer))
+                return
             answer = await _atry(client.aonce, MODELS_REQUEST, self.timeout)
             detection = None if answer is None else read_answer(*answer)
             if _wants_props(detection):
@@ -316,9 +365,12 @@ class Detector:
             self._settle(answer, detection)
         finally:
             with _LOCK:
-                pending.pop(self.base_url, None)
+                pending.pop(self.key, None)
             if not flight.done():
                 flight.set_result(None)
+
+    def _show(self, answer: Answer) -> Detection | None:
+        return read_show(answer[0], answer[2], self.model)
 
     def _settle(self, answer: Answer | None, detection: Detection | None) -> None:
         if detection is None:
@@ -330,8 +382,8 @@ class Detector:
             what = "no answer" if answer is None else f"HTTP {answer[0]}"
             logger.debug("Server at %s not detected (%s): generic profile", self.base_url, what)
             return
-        _keep(self.base_url, detection)
-        self.found = detection.profile(self.model)
+        _keep(self.key, detection)
+        self.found = self._profile(detection)
         logger.debug(
             "Server at %s detected as %r (%s), context window %s; set server_profile to "
             "choose another",

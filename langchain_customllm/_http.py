@@ -29,7 +29,7 @@ import httpx
 from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._pool import ShardedAsyncTransport
 
-__all__ = ["HttpPools", "tls_context"]
+__all__ = ["HttpPools", "http_url", "tls_context"]
 
 _LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 # Async: the same totals as 16 pools of 16/4, because one big httpcore pool spends more CPU on
@@ -40,6 +40,15 @@ _SHARD_LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=4)
 
 _BUILD_LOCK = threading.Lock()
 _default_tls: ssl.SSLContext | None = None
+
+
+def http_url(value: str) -> httpx.URL | None:
+    """The http(s) URL with a host that ``value`` spells, or None (any other text)."""
+    try:
+        parsed = httpx.URL(value)
+    except httpx.InvalidURL:
+        return None
+    return parsed if parsed.scheme in ("http", "https") and parsed.host else None
 
 
 def _default_ssl_context() -> ssl.SSLContext:

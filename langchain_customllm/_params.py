@@ -36,20 +36,27 @@ def _adapter(cls: Any, name: str) -> TypeAdapter[Any]:
     return TypeAdapter(kind)
 
 
-def check_call_values(cls: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+def check_call_values(
+    cls: Any, kwargs: Mapping[str, Any], keys: frozenset[str] = CALL_KEYS
+) -> dict[str, Any]:
     """The validated values of the setting overrides among ``kwargs``.
+
+    Args:
+        cls: The model class whose fields validate the values.
+        kwargs: The per-call keyword arguments.
+        keys: The names read as setting overrides (the chat and text models' by default).
 
     Raises:
         ConfigurationError: Naming each bad value, what it was and what is accepted.
     """
     checked: dict[str, Any] = {}
     problems: list[str] = []
-    for name in CALL_KEYS.intersection(kwargs, cls.model_fields):
+    for name in keys.intersection(kwargs, cls.model_fields):
         value = kwargs[name]
         try:
             checked[name] = _adapter(cls, name).validate_python(value)
         except ValidationError as exc:
-            reason = "; ".join(err["msg"] for err in exc.errors())
+            reason = "; ".join(err["msg"].removeprefix("Value error, ") for err in exc.errors())
             problems.append(f"{name}: {reason} (got {value!r})")
     if problems:
         raise ConfigurationError(f"Bad per-call setting: {'; '.join(sorted(problems))}")

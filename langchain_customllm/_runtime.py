@@ -15,6 +15,7 @@ contexts are process state.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -27,6 +28,7 @@ from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._http import HttpPools, tls_context
 from langchain_customllm._request import RequestEncoder
 from langchain_customllm.formats.base import WireFormat, get_format
+from langchain_customllm.formats.ollama import configured_context
 from langchain_customllm.pricing import Pricing, PricingTable, resolve_pricing
 from langchain_customllm.profiles import ServerProfile, get_profile
 
@@ -55,6 +57,7 @@ class RuntimeSettings(Protocol):
     wire_format: str | WireFormat | dict[str, Any]
     server_profile: str | ServerProfile | dict[str, Any] | None
     pricing: Pricing | PricingTable | dict[str, Any] | str | None
+    extra_body: dict[str, Any] | None
 
 
 def _resolving(setting: str, resolve: Callable[..., _T], *values: Any) -> _T:
@@ -144,12 +147,19 @@ class Runtime:
             stream_chunk_timeout=getattr(model, "stream_chunk_timeout", None),
         )
         # No I/O here (models are built, copied and unpickled without a server): the
-        # detector only asks at the first call. Only OpenAI-compatible servers are asked:
-        # the profiles describe them, and another API (TGI, Ollama's own, a custom format)
-        # has no /models to ask.
+        # detector only asks at the first call. Only OpenAI-compatible servers are asked
+        # their family: the profiles describe them, and another API (TGI, Ollama's own, a
+        # custom format) has no /models to ask. Ollama's own is asked its model's context,
+        # unless the settings send num_ctx (then that is it).
         detector = None
         if model.server_profile is None and wire.name == "openai":
             detector = Detector(model.base_url, model.model, model.timeout)
+        elif wire.name == "ollama" and profile.context_window is None:
+            num_ctx = configured_context(model.extra_body)
+            if num_ctx is not None:
+                profile = replace(profile, context_window=num_ctx)
+            else:
+                detector = Detector(model.base_url, model.model, model.timeout, base=profile)
         return cls(wire, profile, pricing, client, detector)
 
     def close(self) -> None:

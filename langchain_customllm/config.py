@@ -9,7 +9,7 @@
         request: {inputs: "{prompt}", parameters: {max_new_tokens: "{max_tokens}"}}
         response: {text: "outputs[0].text"}
     models:
-      local:                    # type: chat (default), llm or embeddings
+      local:                    # type: chat (default), llm, embeddings or image
         model: smollm2
         base_url: http://127.0.0.1:8765/v1
       in-house:
@@ -40,17 +40,18 @@ from langchain_customllm._settings import (
 from langchain_customllm._text import did_you_mean
 from langchain_customllm.chat_models import ChatCustomLLM
 from langchain_customllm.embeddings import CustomLLMEmbeddings
+from langchain_customllm.images import CustomImageGenerator
 from langchain_customllm.llms import CustomLLM
 
 __all__ = ["build_model", "load_models"]
 
 # Any model a file can describe.
-Model = ChatCustomLLM | CustomLLM | CustomLLMEmbeddings
+Model = ChatCustomLLM | CustomLLM | CustomLLMEmbeddings | CustomImageGenerator
 
 # The classes say which ``type`` values they build (``from_config`` checks the same).
 _TYPES: dict[str, type[Model]] = {
     kind: cls
-    for cls in (ChatCustomLLM, CustomLLM, CustomLLMEmbeddings)
+    for cls in (ChatCustomLLM, CustomLLM, CustomLLMEmbeddings, CustomImageGenerator)
     for kind in cls._config_types
 }
 

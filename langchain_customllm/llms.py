@@ -86,6 +86,7 @@ class CustomLLM(CustomLLMFields, LLM):
                 params.model,
                 runtime.pricing,
                 usage_estimated=runtime.profile.usage_estimated,
+                completion_prompt=prompt,
             ),
             Prompt(
                 model=params.model,

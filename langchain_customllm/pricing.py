@@ -1,8 +1,8 @@
 """Prices for models no public price table knows, and the cost of one answer. Pure.
 
 A `Pricing` is one model's price in USD: per million input, cached-input, output and
-reasoning tokens, plus a fixed amount per request. A `PricingTable` names the prices of
-several models and finds one by model name::
+reasoning tokens, plus a fixed amount per request and, for image models, per image. A
+`PricingTable` names the prices of several models and finds one by model name::
 
     # prices.yaml: USD per million tokens
     models:
@@ -64,6 +64,8 @@ class Pricing(BaseModel):
         reasoning: USD per million reasoning tokens (part of the output); None: the
             ``output`` price.
         per_request: USD added once per request (gateways, hosted endpoints).
+        per_image: USD per generated image, for image models priced by the picture
+            (DALL-E 3: 0.04 at 1024x1024); 0 for those priced by tokens (gpt-image-1).
 
     Example:
         .. code-block:: python
@@ -79,6 +81,7 @@ class Pricing(BaseModel):
     cached_input: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     reasoning: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     per_request: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    per_image: float = Field(default=0.0, ge=0, allow_inf_nan=False)
 
     @property
     def cached_input_price(self) -> float:
@@ -99,7 +102,9 @@ class Cost:
         input_cost: Input tokens, the cached part at the cached-input price.
         output_cost: Output tokens, the reasoning part at the reasoning price.
         request_cost: The fixed per-request amount.
-        total_cost: The sum of the three.
+        total_cost: The sum of them all.
+        image_cost: The images at the per-image price; None for answers that are not
+            images (chat, text, embeddings).
 
     """
 
@@ -107,20 +112,27 @@ class Cost:
     output_cost: float
     request_cost: float
     total_cost: float
+    image_cost: float | None = None
 
     def as_dict(self) -> dict[str, float]:
-        """The four amounts as a plain dict (``response_metadata["cost"]``)."""
+        """The amounts as a plain dict (``response_metadata["cost"]``).
+
+        ``image_cost`` is there for image answers only.
+        """
         # Spelled out: dataclasses.asdict deep-copies, ten times slower on this hot path.
-        return {
+        amounts = {
             "input_cost": self.input_cost,
             "output_cost": self.output_cost,
             "request_cost": self.request_cost,
             "total_cost": self.total_cost,
         }
+        if self.image_cost is not None:
+            amounts["image_cost"] = self.image_cost
+        return amounts
 
 
-def cost_for(usage: TokenUsage, pricing: Pricing) -> Cost:
-    """Price one answer's token usage.
+def cost_for(usage: TokenUsage, pricing: Pricing, *, images: int | None = None) -> Cost:
+    """Price one answer's token usage (and its images, for an image answer).
 
     Cached and reasoning counts are parts of the input and output counts; a server that
     reports more of them than the whole is clamped to the whole rather than billed twice.
@@ -128,6 +140,7 @@ def cost_for(usage: TokenUsage, pricing: Pricing) -> Cost:
     Args:
         usage: Token counts of one answer.
         pricing: The model's price.
+        images: How many images the answer has; None for answers that are not images.
 
     Returns:
         The answer's cost in USD.
@@ -147,11 +160,13 @@ def cost_for(usage: TokenUsage, pricing: Pricing) -> Cost:
         (output_tokens - reasoning) * pricing.output + reasoning * reasoning_price
     ) / _PER_MILLION
     request_cost = pricing.per_request
+    image_cost = None if images is None else images * pricing.per_image
     return Cost(
         input_cost=input_cost,
         output_cost=output_cost,
         request_cost=request_cost,
-        total_cost=input_cost + output_cost + request_cost,
+        total_cost=input_cost + output_cost + request_cost + (image_cost or 0.0),
+        image_cost=image_cost,
     )
 
 
@@ -335,6 +350,8 @@ def price_answer(
     source: Pricing | PricingTable | None,
     usage: TokenUsage | None,
     models: Sequence[str | None],
+    *,
+    images: int | None = None,
 ) -> Cost | None:
     """The cost of one answer, or None (with one debug line per model and reason) if unknown.
 
@@ -343,6 +360,8 @@ def price_answer(
         usage: The answer's token usage, if the server reported any.
         models: Names to look the price up by, in order: the server's model name first
             (it may be a dated snapshot), then the requested one.
+        images: How many images an image answer has (None otherwise): a price without
+            token prices needs no usage to price them.
 
     Returns:
         The cost, or None when no price matches or there is no usage to price.
@@ -351,7 +370,7 @@ def price_answer(
     if source is None:
         return None
     if usage is not None and isinstance(source, Pricing):
-        return cost_for(usage, source)
+        return cost_for(usage, source, images=images)
     names = list(dict.fromkeys(m for m in models if m))
     label = names[0] if names else "<unnamed>"
     found = source if isinstance(source, Pricing) else _find_any(source, names)
@@ -359,9 +378,11 @@ def price_answer(
         _explain_once(label, f"no entry of the pricing table matches {names}")
         return None
     if usage is None:
-        _explain_once(label, "the server reported no token usage (nothing is estimated)")
-        return None
-    return cost_for(usage, found)
+        if images is None or any((found.input, found.output, found.cached_input, found.reasoning)):
+            _explain_once(label, "the server reported no token usage (nothing is estimated)")
+            return None
+        usage = TokenUsage(0, 0, 0)  # priced by the image alone: no tokens to count
+    return cost_for(usage, found, images=images)
 
 
 # ------------------------------------------------------------------ helpers

@@ -15,8 +15,9 @@ langchain-core's ``get_usage_metadata_callback`` does (a context variable regist
 ``register_configure_hook``), so threads (``batch``), asyncio tasks (``abatch``,
 ``gather``) and nested trackers each see their own calls; an inner tracker's calls also
 count in the outer one. The tracker only reads standard fields (``usage_metadata`` with
-its ``*_cost`` keys; for text LLMs ``generation_info["token_usage"]`` and ``["cost"]``),
-so it counts any LangChain model that reports usage, not only ours.
+its ``*_cost`` keys, else ``response_metadata["cost"]``, which images priced per picture
+have without tokens; for text LLMs ``generation_info["token_usage"]`` and ``["cost"]``), so
+it counts any LangChain model that reports usage, not only ours.
 """
 
 from __future__ import annotations
@@ -336,7 +337,12 @@ def _read_call(response: LLMResult, name: str | None) -> tuple[str, ModelUsage]:
 def _read_chat(gen: ChatGeneration, usage: ModelUsage) -> bool:
     meta = getattr(gen.message, "usage_metadata", None)
     if not isinstance(meta, Mapping):
-        return False
+        # An answer priced without tokens (images at a per-image price) has only this.
+        cost = gen.message.response_metadata.get("cost")
+        if not isinstance(cost, Mapping):
+            return False
+        _add_cost(usage, _cost_of(cost))
+        return True
     if _served_from_cache(meta):
         usage.cache_hits = 1
         return True

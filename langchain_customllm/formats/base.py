@@ -2,7 +2,9 @@
 
 A wire format is a small, pure object. It turns LangChain messages (or a prompt) plus
 generation parameters into a `WireRequest`, and turns a decoded answer body or one stream
-event into a format-neutral `ParsedChunk`. It never does I/O, so the sync and async paths,
+event into a format-neutral `ParsedChunk` (the data types are in `datatypes`, re-exported
+here). Embeddings and image generation are optional methods with the same shape: a request
+builder and an answer reader. A format never does I/O, so the sync and async paths,
 and the tests, share all of it. What is common to every format (stop enforcement, usage,
 callbacks, retries) lives outside, in the models and the client.
 
@@ -15,7 +17,6 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn
 
 from langchain_core.messages import BaseMessage
@@ -23,12 +24,27 @@ from langchain_core.messages import BaseMessage
 from langchain_customllm._exceptions import ConfigurationError, CustomLLMError, ResponseError
 from langchain_customllm._framing import Framing, StreamEvent
 from langchain_customllm._text import did_you_mean, excerpt
+from langchain_customllm.formats.datatypes import (
+    EmbedParams,
+    GeneratedImage,
+    GenerationParams,
+    ImageParams,
+    ParsedChunk,
+    ParsedEmbeddings,
+    ParsedImages,
+    TokenUsage,
+    ToolCallPiece,
+    WireRequest,
+)
 
 __all__ = [
     "EmbedParams",
+    "GeneratedImage",
     "GenerationParams",
+    "ImageParams",
     "ParsedChunk",
     "ParsedEmbeddings",
+    "ParsedImages",
     "TokenUsage",
     "ToolCallPiece",
     "WireFormat",
@@ -36,183 +52,11 @@ __all__ = [
     "get_format",
     "parse_embeddings_safely",
     "parse_event_safely",
+    "parse_images_safely",
     "parse_response_safely",
     "register_format",
     "sampling_fields",
 ]
-
-
-@dataclass(frozen=True)
-class GenerationParams:
-    """Everything a format needs to build one request, already merged (field < per call).
-
-    Attributes:
-        model: The model name sent to the server.
-        temperature: Sampling temperature, or None to leave the server's default.
-        max_tokens: Cap on generated tokens, sent under the format's own name for it.
-        top_p: Nucleus sampling, or None.
-        seed: Random seed, or None.
-        stop: Stop sequences (also enforced client-side).
-        stream_usage: Ask the server for token usage in streams, where it can say.
-        extra_body: Vendor parameters merged verbatim into the top level of the body.
-        tools: Tool definitions in OpenAI's function format (already adapted).
-        tool_choice: The tool choice, already spelled for this server, or None.
-        response_format: A structured-output request, already spelled for this server.
-        logprobs: Ask for token log-probabilities (True; an int is the text endpoint's
-            legacy count of alternatives per token).
-        top_logprobs: How many alternatives per token, with ``logprobs``.
-    """
-
-    model: str
-    temperature: float | None = None
-    max_tokens: int | None = None
-    top_p: float | None = None
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    stream_usage: bool = True
-    extra_body: dict[str, Any] = field(default_factory=dict)
-    tools: tuple[dict[str, Any], ...] = ()
-    tool_choice: Any = None
-    response_format: dict[str, Any] | None = None
-    logprobs: bool | int | None = None
-    top_logprobs: int | None = None
-
-
-@dataclass(frozen=True)
-class WireRequest:
-    """A request ready to send: path relative to ``base_url``, JSON body, extra headers.
-
-    Attributes:
-        path: Path appended to ``base_url``, starting with ``/`` (``/chat/completions``).
-        body: The JSON body.
-        method: The HTTP method.
-        headers: Extra headers for this request (the key and ``default_headers`` are added
-            by the client).
-        root: The path is relative to the server's root, not to ``base_url``: llama.cpp's
-            ``/tokenize`` and ``/props`` sit beside its ``/v1``, not under it.
-    """
-
-    path: str
-    body: dict[str, Any]
-    method: str = "POST"
-    headers: dict[str, str] = field(default_factory=dict)
-    root: bool = False
-
-
-@dataclass(frozen=True)
-class ToolCallPiece:
-    """A tool call, whole (in an answer) or a fragment of one (in a stream event).
-
-    Attributes:
-        index: Which call of the answer this is (streams interleave several by index).
-        id: The call's id, if this piece carries it.
-        name: The function name, if this piece carries it.
-        args: The arguments as JSON text: all of it, or the next fragment when streaming.
-    """
-
-    index: int
-    id: str | None = None
-    name: str | None = None
-    args: str = ""
-
-
-@dataclass(frozen=True)
-class TokenUsage:
-    """Token counts as the server reported them.
-
-    Attributes:
-        input_tokens: Prompt tokens.
-        output_tokens: Generated tokens (including reasoning tokens).
-        total_tokens: Their sum, or the server's own total.
-        cache_read: Prompt tokens served from the server's prompt cache, if reported.
-        reasoning: Generated tokens spent on reasoning, if reported.
-
-    """
-
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
-    cache_read: int | None = None
-    reasoning: int | None = None
-
-    @classmethod
-    def from_counts(
-        cls, input_tokens: int | None, output_tokens: int | None, total_tokens: int | None = None
-    ) -> TokenUsage | None:
-        """Usage from the counts a server sent, a missing one as 0; None if it sent neither.
-
-        Args:
-            input_tokens: Prompt tokens, if sent.
-            output_tokens: Generated tokens, if sent.
-            total_tokens: The server's own total, if sent (else the sum).
-        """
-        if input_tokens is None and output_tokens is None:
-            return None
-        inp, out = input_tokens or 0, output_tokens or 0
-        return cls(inp, out, inp + out if total_tokens is None else total_tokens)
-
-
-@dataclass(frozen=True)
-class EmbedParams:
-    """What a format needs to build one embeddings request, besides the texts.
-
-    Attributes:
-        model: The model name sent to the server.
-        dimensions: The vector width to ask for (Matryoshka models), or None.
-        truncate: Let the server cut inputs that are too long (its own option); False asks
-            it to refuse them instead, where it can be told.
-        extra_body: Vendor parameters merged verbatim into the top level of the body.
-    """
-
-    model: str
-    dimensions: int | None = None
-    truncate: bool = False
-    extra_body: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ParsedEmbeddings:
-    """The vectors of one embeddings answer, in input order, and what the server reported.
-
-    Attributes:
-        vectors: One vector per input, already ordered by the answer's ``index`` fields.
-        usage: Input tokens as the server reported them, if it did.
-        model: The model name the server reports.
-    """
-
-    vectors: list[list[float]]
-    usage: TokenUsage | None = None
-    model: str | None = None
-
-
-@dataclass
-class ParsedChunk:
-    """A format-neutral piece of an answer: a whole response, or one stream event.
-
-    Attributes:
-        text: Answer text (content) in this piece.
-        reasoning: Reasoning text (``reasoning_content`` / ``reasoning`` / ``thinking``).
-        finish_reason: Why generation ended, if this piece says.
-        usage: Token usage, if this piece carries it.
-        model: The model name the server reports.
-        id: The server's id for the response.
-        metadata: Other response metadata (``system_fingerprint``, ``logprobs``, ...).
-        done: True for an explicit end-of-stream marker (SSE ``[DONE]``, ``"done": true``).
-        cumulative: True if ``text`` is the whole answer so far rather than what is new
-            (some APIs stream that way); the assembler then emits only the new part.
-        tool_calls: Tool calls (whole answers) or tool-call fragments (stream events).
-    """
-
-    text: str = ""
-    reasoning: str = ""
-    finish_reason: str | None = None
-    usage: TokenUsage | None = None
-    model: str | None = None
-    id: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    done: bool = False
-    cumulative: bool = False
-    tool_calls: list[ToolCallPiece] = field(default_factory=list)
 
 
 class WireFormat(ABC):
@@ -232,6 +76,7 @@ class WireFormat(ABC):
         supports_images: Whether requests can carry image content (else images are refused,
             never dropped).
         supports_embeddings: Whether the format can build embeddings requests.
+        supports_image_generation: Whether the format can build image-generation requests.
     """
 
     name: ClassVar[str]
@@ -244,6 +89,7 @@ class WireFormat(ABC):
     supports_response_format: ClassVar[bool] = False
     supports_images: ClassVar[bool] = False
     supports_embeddings: ClassVar[bool] = False
+    supports_image_generation: ClassVar[bool] = False
 
     @abstractmethod
     def chat_request(
@@ -303,6 +149,29 @@ class WireFormat(ABC):
             ResponseError: If the body is not what this format expects.
         """
         raise ConfigurationError(f"wire_format {self.name!r} has no embeddings endpoint")
+
+    def image_request(self, prompt: str, params: ImageParams) -> WireRequest:
+        """Build a request that generates images from ``prompt``.
+
+        Raises:
+            ConfigurationError: If this format has no image endpoint (the default).
+        """
+        raise ConfigurationError(
+            f"wire_format {self.name!r} has no image-generation endpoint; use 'openai' "
+            "(/v1/images/generations), a custom format with an `image` section, or a "
+            "WireFormat subclass that implements image_request and parse_images"
+        )
+
+    def parse_images(self, body: Any) -> ParsedImages:
+        """Read an image-generation answer: the images in order, usage and model.
+
+        `GeneratedImage` entries carry the base64 or the URL as sent; the model checks and
+        decodes them (count, base64, image signature, URL scheme) whatever the format.
+
+        Raises:
+            ResponseError: If the body is not what this format expects.
+        """
+        raise ConfigurationError(f"wire_format {self.name!r} has no image-generation endpoint")
 
 
 _REGISTRY: dict[str, Callable[..., WireFormat]] = {}
@@ -438,6 +307,14 @@ def parse_embeddings_safely(fmt: WireFormat, body: Any) -> ParsedEmbeddings:
         return fmt.parse_embeddings(body)
     except Exception as exc:  # any adapter bug must surface as a typed error
         _raise_typed(fmt, "the embeddings answer", body, exc, body)
+
+
+def parse_images_safely(fmt: WireFormat, body: Any) -> ParsedImages:
+    """`WireFormat.parse_images`, with a user adapter's stray exception made typed."""
+    try:
+        return fmt.parse_images(body)
+    except Exception as exc:  # any adapter bug must surface as a typed error
+        _raise_typed(fmt, "the image answer", body, exc, body)
 
 
 def parse_event_safely(fmt: WireFormat, event: StreamEvent, *, chat: bool) -> ParsedChunk | None:

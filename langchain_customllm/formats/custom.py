@@ -19,8 +19,9 @@ placeholder is replaced by the typed value (a list stays a list, a number a numb
 value is unset, the key is dropped, so the server applies its own default. Placeholders inside
 longer strings are replaced by their text; ``{{`` and ``}}`` are literal braces.
 
-An ``embed`` section describes an embeddings endpoint (`embedding.EmbedSpec`); a format may
-have only that one, without paths, request or response for generation.
+An ``embed`` section describes an embeddings endpoint (`embedding.EmbedSpec`), an ``image``
+section an image-generation endpoint (`image.ImageSpec`); a format may have only those,
+without paths, request or response for text generation.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ from langchain_customllm._text import excerpt, validation_problems
 from langchain_customllm.formats.base import (
     EmbedParams,
     GenerationParams,
+    ImageParams,
     ParsedChunk,
     ParsedEmbeddings,
+    ParsedImages,
     TokenUsage,
     WireFormat,
     WireRequest,
@@ -48,9 +51,16 @@ from langchain_customllm.formats.base import (
     sampling_fields,
 )
 from langchain_customllm.formats.embedding import CustomEmbedder, EmbedSpec
+from langchain_customllm.formats.image import CustomImager, ImageSpec
 from langchain_customllm.formats.openai import messages_to_openai
 from langchain_customllm.formats.prompt import ChatTemplate, get_chat_template
-from langchain_customllm.formats.selectors import MISSING, Selector, compile_selector, select
+from langchain_customllm.formats.selectors import (
+    MISSING,
+    Selector,
+    compile_paths,
+    compile_selector,
+    select,
+)
 from langchain_customllm.formats.template import check_template, render
 
 __all__ = ["CustomFormat", "CustomFormatConfig"]
@@ -146,6 +156,7 @@ class CustomFormatConfig(_Strict):
         send_stop: False if the API rejects a stop parameter (stops are enforced
             client-side anyway).
         embed: The API's embeddings endpoint, if it has one (`embedding.EmbedSpec`).
+        image: The API's image-generation endpoint, if it has one (`image.ImageSpec`).
     """
 
     kind: Literal["custom"] = "custom"
@@ -162,6 +173,7 @@ class CustomFormatConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     send_stop: bool = True
     embed: EmbedSpec | None = None
+    image: ImageSpec | None = None
 
     @field_validator("headers")
     @classmethod
@@ -189,10 +201,10 @@ class CustomFormat(WireFormat):
         self.config = config
         self.name = config.name  # type: ignore[misc]  # per-instance name for messages
         generates = config.chat_path is not None or config.completion_path is not None
-        if not generates and config.embed is None:
+        if not generates and config.embed is None and config.image is None:
             raise ConfigurationError(
                 f"custom wire format {config.name!r}: set chat_path and/or completion_path "
-                "(with request and response), or an embed section"
+                "(with request and response), or an embed or image section"
             )
         if generates and (not config.request or config.response is None):
             raise ConfigurationError(
@@ -207,6 +219,8 @@ class CustomFormat(WireFormat):
         self._response = self._compile(response.model_dump(), "response")
         self._embed = CustomEmbedder(config.embed, config.name) if config.embed else None
         self.supports_embeddings = config.embed is not None  # type: ignore[misc]
+        self._image = CustomImager(config.image, config.name) if config.image else None
+        self.supports_image_generation = config.image is not None  # type: ignore[misc]
         self._stream: dict[str, Selector] = {}
         if config.stream is not None:
             # Usage and finish reason usually sit where the whole answer has them.
@@ -233,15 +247,8 @@ class CustomFormat(WireFormat):
 
     @staticmethod
     def _compile(spec: dict[str, Any], where: str) -> dict[str, Selector]:
-        out = {}
-        for key, path in spec.items():
-            if key in ("framing", "cumulative", "done_data") or path is None:
-                continue
-            try:
-                out[key] = compile_selector(path)
-            except ConfigurationError as exc:
-                raise ConfigurationError(f"custom wire format, {where}.{key}: {exc}") from None
-        return out
+        paths = {k: v for k, v in spec.items() if k not in ("framing", "cumulative", "done_data")}
+        return compile_paths(paths, where)
 
     # ------------------------------------------------------------------ requests
 
@@ -298,6 +305,25 @@ class CustomFormat(WireFormat):
             return super().parse_embeddings(body)
         self._raise_declared_error(body, stream=False)
         return self._embed.parse(body)
+
+    def image_request(self, prompt: str, params: ImageParams) -> WireRequest:
+        """Render the ``image`` section's request template."""
+        if self._image is None:
+            return super().image_request(prompt, params)
+        path, body = self._image.request(prompt, params)
+        return WireRequest(path=path, body=body, headers=dict(self.config.headers))
+
+    def parse_images(self, body: Any) -> ParsedImages:
+        """Read the images, usage and model per the ``image`` section."""
+        if self._image is None:
+            return super().parse_images(body)
+        self._raise_declared_error(body, stream=False)
+        paths = self._image.paths
+        return ParsedImages(
+            self._image.parse(body),
+            usage=self._usage(paths, body),
+            model=_opt_str(self._get(paths, "model", body, required=False)),
+        )
 
     def error_message(self, body: Any) -> str | None:
         """The server's message from an error answer, per the ``error`` section."""

@@ -21,13 +21,11 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
-
-from langchain_customllm._exceptions import ConfigurationError, ResponseError
+from langchain_customllm._exceptions import ResponseError
 from langchain_customllm._text import excerpt
 from langchain_customllm.formats.base import EmbedParams, ParsedEmbeddings, TokenUsage
-from langchain_customllm.formats.selectors import Selector, compile_selector, select
-from langchain_customllm.formats.template import check_template, render
+from langchain_customllm.formats.selectors import compile_paths, select
+from langchain_customllm.formats.template import EndpointSpec, check_template, render
 
 __all__ = [
     "CustomEmbedder",
@@ -195,7 +193,7 @@ def parse_tei_embeddings(body: Any) -> ParsedEmbeddings:
 EMBED_PLACEHOLDERS = frozenset({"input", "model", "dimensions", "truncate"})
 
 
-class EmbedSpec(BaseModel):
+class EmbedSpec(EndpointSpec):
     """The ``embed`` section of a ``kind: custom`` wire format: an in-house embeddings API.
 
     Example (YAML)::
@@ -220,23 +218,12 @@ class EmbedSpec(BaseModel):
         model: Path to the model name the API reports.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str
-    request: dict[str, Any]
     vectors: str | None = None
     vector: str | None = None
     index: str | None = None
     input_tokens: str | None = None
     total_tokens: str | None = None
     model: str | None = None
-
-    @field_validator("path")
-    @classmethod
-    def _leading_slash(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"a path must start with '/', got {value!r}")
-        return value
 
 
 class CustomEmbedder:
@@ -254,14 +241,8 @@ class CustomEmbedder:
         check_template(spec.request, "embed.request", EMBED_PLACEHOLDERS)
         self.spec = spec
         self.name = name
-        self._paths: dict[str, Selector] = {}
-        for key in ("vectors", "vector", "index", "input_tokens", "total_tokens", "model"):
-            path = getattr(spec, key)
-            if path is not None:
-                try:
-                    self._paths[key] = compile_selector(path)
-                except ConfigurationError as exc:
-                    raise ConfigurationError(f"custom wire format, embed.{key}: {exc}") from None
+        keys = ("vectors", "vector", "index", "input_tokens", "total_tokens", "model")
+        self._paths = compile_paths({key: getattr(spec, key) for key in keys}, "embed")
 
     def request(self, texts: Sequence[str], params: EmbedParams) -> tuple[str, dict[str, Any]]:
         """The path and body of one request."""

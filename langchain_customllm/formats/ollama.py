@@ -16,7 +16,8 @@ fields, so a top-level ``top_k`` would otherwise be dropped without a word.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import (
@@ -48,7 +49,21 @@ from langchain_customllm.formats.base import (
 from langchain_customllm.formats.embedding import ollama_embed_body, parse_ollama_embeddings
 from langchain_customllm.formats.prompt import message_role
 
-__all__ = ["OllamaFormat", "messages_to_ollama"]
+__all__ = [
+    "OLLAMA_DEFAULT_CONTEXT",
+    "OllamaFormat",
+    "configured_context",
+    "context_from_show",
+    "messages_to_ollama",
+    "show_request",
+]
+
+OLLAMA_DEFAULT_CONTEXT = 4096
+"""The ``num_ctx`` Ollama gives a request when neither the request nor the model's Modelfile
+sets one (docs.ollama.com/context-length). A server started with ``OLLAMA_CONTEXT_LENGTH``
+uses that instead, which its API does not tell: set ``num_ctx`` to know for sure."""
+
+_NUM_CTX_LINE = re.compile(r"^num_ctx\s+(\d+)\s*$", re.MULTILINE)
 
 # The JSON names of api.Options and api.Runner (api/types.go), current and retired ones
 # (older servers still read them). Only these belong under "options".
@@ -294,3 +309,65 @@ class OllamaFormat(WireFormat):
 
 
 register_builtin_format("ollama", OllamaFormat)
+
+
+# ------------------------------------------------------------------ the context a request gets
+# Ollama cuts an over-long prompt to num_ctx without an error (its runner logs "truncating
+# input prompt"), so knowing num_ctx is what lets check_context_window refuse it instead.
+
+
+def show_request(model: str) -> WireRequest:
+    """``POST /api/show`` for ``model``: its Modelfile parameters and ``model_info``."""
+    return WireRequest(path="/api/show", body={"model": model})
+
+
+def context_from_show(body: Any) -> tuple[int | None, str]:
+    """The context one request to this model gets, from its ``/api/show`` answer (pure).
+
+    ``num_ctx`` from the Modelfile's ``parameters`` when it sets one; else Ollama's default,
+    `OLLAMA_DEFAULT_CONTEXT`, capped by what the model was trained for
+    (``model_info["<architecture>.context_length"]``).
+
+    Returns:
+        The context in tokens (None when the answer gives nothing to go on) and why.
+    """
+    if not isinstance(body, Mapping):
+        return None, "/api/show answered no object"
+    parameters = body.get("parameters")
+    found = _NUM_CTX_LINE.search(parameters) if isinstance(parameters, str) else None
+    if found is not None and int(found.group(1)) > 0:
+        return int(found.group(1)), "num_ctx in the model's parameters"
+    info = body.get("model_info")
+    trained = None
+    if isinstance(info, Mapping):
+        trained = next(
+            (
+                value
+                for key, value in info.items()
+                if str(key).endswith(".context_length")
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+                and value > 0
+            ),
+            None,
+        )
+    if trained is None:
+        return None, "no num_ctx in the parameters and no context_length in model_info"
+    return (
+        min(OLLAMA_DEFAULT_CONTEXT, trained),
+        f"Ollama's default num_ctx {OLLAMA_DEFAULT_CONTEXT} (the model was trained for "
+        f"{trained}; a server started with OLLAMA_CONTEXT_LENGTH differs: set num_ctx)",
+    )
+
+
+def configured_context(extra_body: Mapping[str, Any] | None) -> int | None:
+    """The ``num_ctx`` a model's settings send with every request, if any (pure)."""
+    if not extra_body:
+        return None
+    options = extra_body.get("options")
+    value = extra_body.get("num_ctx")
+    if value is None and isinstance(options, Mapping):
+        value = options.get("num_ctx")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None

@@ -1,5 +1,7 @@
 """The OpenAI-compatible wire format: ``/chat/completions`` and ``/completions``.
 
+Also ``/embeddings`` and ``/images/generations`` (the readers are in `embedding` and `image`).
+
 Spoken by vLLM, llama.cpp, SGLang, LM Studio, TGI's Messages API, Ollama's ``/v1``, LiteLLM
 and most gateways. ``base_url`` is the ``/v1`` root. Unlike ChatOpenAI we send ``max_tokens``
 under that name (several servers ignore ``max_completion_tokens``), never rewrite ``system`` to
@@ -23,8 +25,10 @@ from langchain_customllm._text import excerpt
 from langchain_customllm.formats.base import (
     EmbedParams,
     GenerationParams,
+    ImageParams,
     ParsedChunk,
     ParsedEmbeddings,
+    ParsedImages,
     TokenUsage,
     ToolCallPiece,
     WireFormat,
@@ -33,6 +37,7 @@ from langchain_customllm.formats.base import (
     sampling_fields,
 )
 from langchain_customllm.formats.embedding import openai_embed_body, parse_openai_embeddings
+from langchain_customllm.formats.image import openai_image_body, parse_openai_images
 
 __all__ = ["OpenAIFormat", "messages_to_openai", "parse_openai_usage"]
 
@@ -158,6 +163,7 @@ class OpenAIFormat(WireFormat):
     supports_response_format = True
     supports_images = True
     supports_embeddings = True
+    supports_image_generation = True
 
     def embed_request(self, texts: Sequence[str], params: EmbedParams) -> WireRequest:
         """Build a ``POST /embeddings`` request: raw strings, floats asked for."""
@@ -168,6 +174,14 @@ class OpenAIFormat(WireFormat):
         parsed = parse_openai_embeddings(body)
         parsed.usage = parse_openai_usage(body.get("usage"))
         return parsed
+
+    def image_request(self, prompt: str, params: ImageParams) -> WireRequest:
+        """Build a ``POST /images/generations`` request."""
+        return WireRequest(path="/images/generations", body=openai_image_body(prompt, params))
+
+    def parse_images(self, body: Any) -> ParsedImages:
+        """Read an ``/images/generations`` answer (``b64_json`` or ``url`` images)."""
+        return parse_openai_images(body)
 
     def chat_request(
         self, messages: Sequence[BaseMessage], params: GenerationParams, *, stream: bool

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_customllm._exceptions import ConfigurationError, ResponseError
 from langchain_customllm._text import excerpt
 
-__all__ = ["MISSING", "Selector", "SelectorMiss", "compile_selector"]
+__all__ = ["MISSING", "Selector", "SelectorMiss", "compile_paths", "compile_selector", "select"]
 
 _NAME = re.compile(r"[A-Za-z0-9_$\-]+")
 _INDEX = re.compile(r"-?\d+")
@@ -112,6 +113,27 @@ def select(selector: Selector, data: Any, format_name: str, *, required: bool) -
             body=data,
         )
     return None
+
+
+def compile_paths(paths: Mapping[str, str | None], where: str) -> dict[str, Selector]:
+    """Compile the declared paths of one section of a custom format (None: not declared).
+
+    Args:
+        paths: Field name to path, as the section holds them.
+        where: The section's name, for messages (``"embed"``, ``"image"``).
+
+    Raises:
+        ConfigurationError: Naming ``where.field`` and what is wrong with its path.
+    """
+    compiled = {}
+    for key, path in paths.items():
+        if path is None:
+            continue
+        try:
+            compiled[key] = compile_selector(path)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"custom wire format, {where}.{key}: {exc}") from None
+    return compiled
 
 
 def _kind(value: Any) -> str:

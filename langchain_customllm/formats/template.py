@@ -13,12 +13,37 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, field_validator
+
 from langchain_customllm._exceptions import ConfigurationError
 
-__all__ = ["check_template", "render"]
+__all__ = ["EndpointSpec", "check_template", "render"]
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_]\w*)\}")
 _DROP: Any = object()  # marks a template value whose placeholder was unset
+
+
+class EndpointSpec(BaseModel):
+    """An endpoint of a custom format: where its calls go and their body's template.
+
+    The ``embed`` and ``image`` sections extend it with the paths of their answers.
+
+    Attributes:
+        path: The path of the calls, relative to ``base_url``.
+        request: The JSON body, with ``{placeholder}`` values.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    request: dict[str, Any]
+
+    @field_validator("path")
+    @classmethod
+    def _leading_slash(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"a path must start with '/', got {value!r}")
+        return value
 
 
 def check_template(node: Any, where: str, known: frozenset[str]) -> None:

@@ -40,7 +40,7 @@ from langchain_customllm._request import request_headers
 from langchain_customllm.config import load_models
 from langchain_customllm.serve.errors import GatewayError, gateway_error
 from langchain_customllm.serve.options import GatewayOptions
-from langchain_customllm.serve.routes import Exchange, Gateway, Model
+from langchain_customllm.serve.routes import Exchange, Gateway
 
 __all__ = ["create_app"]
 
@@ -222,14 +222,15 @@ def _drain_on_signals(gateway: Gateway) -> Iterator[None]:
 
 
 def create_app(
-    models: Mapping[str, Model] | str | os.PathLike[str],
+    models: Mapping[str, Any] | str | os.PathLike[str],
     options: GatewayOptions | None = None,
 ) -> Starlette:
     """The gateway as an ASGI application (serve it with uvicorn, or test it in-process).
 
     Args:
         models: The models by the name clients call them, as `load_models` returns them,
-            or the path of a ``models.yaml`` to load.
+            or the path of a ``models.yaml`` to load. Chat, text and embeddings models are
+            served; others (image generators) are left out with a warning.
         options: Keys, caps and CORS; the defaults bind no key and cap bodies at 8 MiB and
             answers at 4096 tokens.
 

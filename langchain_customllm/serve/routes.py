@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import sys
 import time
 from array import array
@@ -43,6 +44,8 @@ from langchain_customllm.serve.wire_out import ChunkWriter, Tally, chat_answer, 
 from langchain_customllm.usage import track_usage
 
 __all__ = ["Exchange", "Gateway", "Model"]
+
+logger = logging.getLogger("langchain_customllm.serve")
 
 Model = ChatCustomLLM | CustomLLM | CustomLLMEmbeddings
 # The endpoint each kind of model serves, and what the kind is called in models.yaml.
@@ -83,27 +86,31 @@ class _Entry:
     passthrough: bool
 
 
-def _entry(name: str, model: Any) -> _Entry:
-    if isinstance(model, ChatCustomLLM | CustomLLM | CustomLLMEmbeddings):
-        path = next(path for cls, (path, _) in _KINDS.items() if isinstance(model, cls))
-        wire = model._runtime().wire  # built with the model: no I/O
-        return _Entry(name, model, path, wire.name == "openai")
-    raise TypeError(
-        f"model {name!r} is a {type(model).__name__}; the gateway serves ChatCustomLLM, "
-        "CustomLLM and CustomLLMEmbeddings"
-    )
+def _entry(name: str, model: Model) -> _Entry:
+    path = next(path for cls, (path, _) in _KINDS.items() if isinstance(model, cls))
+    wire = model._runtime().wire  # built with the model: no I/O
+    return _Entry(name, model, path, wire.name == "openai")
 
 
 class Gateway:
     """The endpoints over a set of named models.
 
     Args:
-        models: The models by the name clients use.
+        models: The models by the name clients use; those of a kind no endpoint serves
+            (image generators, for now) are left out, and named in a warning.
         options: Caps, keys and the rest (see `GatewayOptions`).
     """
 
-    def __init__(self, models: Mapping[str, Model], options: GatewayOptions) -> None:
-        self.entries = {name: _entry(name, model) for name, model in models.items()}
+    def __init__(self, models: Mapping[str, Any], options: GatewayOptions) -> None:
+        self.entries: dict[str, _Entry] = {}
+        left_out = []
+        for name, model in models.items():
+            if isinstance(model, ChatCustomLLM | CustomLLM | CustomLLMEmbeddings):
+                self.entries[name] = _entry(name, model)
+            else:
+                left_out.append(f"{name} ({type(model).__name__})")
+        if left_out:
+            logger.warning("not served, no endpoint takes their kind: %s", ", ".join(left_out))
         self.options = options
         self.metrics = Metrics()
         self.created = int(time.time())

@@ -9,6 +9,8 @@ page names in a directive are started for it on loopback:
 - ``{kserve}``: a KServe v1 predictor (below); both answer with the real model's text;
 - ``{embeddings}``: the llama.cpp embeddings server's root (``embeddings_base_url``), and
   ``{ollama_embed}`` / ``{tei}``: the Ollama and TEI emulators in front of it;
+- ``{images}``: the OpenAI images emulator of ``tests/servers/images.py`` (its root; it
+  draws real PNGs), which takes any key (docs show a key without making one up each time);
 - ``{langsmith}``: the LangSmith collector of ``tests/servers/langsmith_collector.py``, with
   tracing turned on (``LANGSMITH_TRACING``, a fake ``LANGSMITH_API_KEY``) for the page.
 
@@ -37,6 +39,7 @@ from tests.docs_tests.harness import DOCS, PYTHON, Page, Runner, expand_snippets
 from tests.servers import langsmith_collector, torchserve
 from tests.servers.base import Backend, Handler, LoopbackServer
 from tests.servers.embeddings import LlamaEmbedder, serve_ollama, serve_tei
+from tests.servers.images import serve_images
 
 MODEL = "smollm2"
 PAGES = sorted(DOCS.rglob("*.md"))
@@ -127,6 +130,8 @@ def services(
             servers["kserve"] = stack.enter_context(LoopbackServer(KServeHandler, backend))
         if "langsmith" in wanted:
             servers["langsmith"] = stack.enter_context(langsmith(monkeypatch))
+        if "images" in wanted:  # docs/images.md
+            servers["images"] = stack.enter_context(serve_images(key=None))
         found = {"server": base_url.removesuffix("/v1")}
         if wanted & {"embeddings", "ollama_embed", "tei"}:  # docs/embeddings.md
             found["embeddings"] = embeddings_url().removesuffix("/v1")

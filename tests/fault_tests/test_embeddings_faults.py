@@ -21,6 +21,7 @@ from langchain_customllm import (
     NotFoundError,
     ResponseError,
 )
+from tests._waits import no_waits
 from tests.servers.embeddings import (
     TEI_MAX_BATCH,
     EmbedServer,
@@ -53,13 +54,7 @@ def _model(emulator: tuple[str, EmbedServer], **kwargs: Any) -> CustomLLMEmbeddi
     model = CustomLLMEmbeddings(
         model="smollm2", base_url=server.url, wire_format=name, api_key=KEY, **kwargs
     )
-    model._runtime().client.sleep = lambda seconds: None  # retries without waiting
-
-    async def asleep(seconds: float) -> None:
-        return None
-
-    model._runtime().client.asleep = asleep
-    return model
+    return no_waits(model)
 
 
 def _embed(model: CustomLLMEmbeddings, mode: str, texts: list[str]) -> list[list[float]]:

@@ -71,3 +71,30 @@ def test_async_detection_and_structured_output_bound_before_it(base_url: str) ->
     assert isinstance(city, City)
     assert llm._runtime().profile.name == family
     assert chat._runtime().profile.name == family
+
+
+def test_ollamas_native_format_learns_the_context_and_refuses_what_would_be_cut(
+    base_url: str,
+) -> None:
+    # Ollama cuts an over-long prompt to num_ctx without an error; /api/show says num_ctx.
+    from langchain_customllm import ContextLengthExceededError
+    from tests.servers import ollama
+    from tests.servers.base import Backend
+
+    backend = Backend(base_url, MODEL)
+    with ollama.serve(backend) as server:
+        chat = ChatCustomLLM(
+            model=MODEL,
+            base_url=server.url,
+            wire_format="ollama",
+            max_tokens=8,
+            temperature=0,
+            check_context_window=True,
+        )
+        assert chat.invoke("Say hi.").content
+        assert chat.profile is not None
+        assert chat.profile["max_input_tokens"] == backend.context()
+        with pytest.raises(ContextLengthExceededError, match="context window"):
+            chat.invoke("word " * 3000)
+        paths = [r["path"] for r in server.requests]
+        assert paths == ["/api/show", "/api/chat"]  # asked once; the long prompt never sent

@@ -35,12 +35,14 @@ from langchain_customllm import (
     NotFoundError,
     RateLimitError,
 )
+from langchain_customllm._detect import declared_prefix
 from tests._calls import merge, run_invoke, run_stream, whole_and_streamed
 from tests.integration_tests._gaps import LLAMA_NO_KEY, PROXY_HIDES_PREFIX
 from tests.integration_tests.conftest import (
     LITELLM_KEY,
     LLAMACPP_PROFILE,
     MODEL,
+    ROOT,
     VLLM_KEY,
 )
 
@@ -371,3 +373,24 @@ def test_structured_output(target: Target, mode: str, method: str) -> None:
     result = run_invoke(model, "Give the capital of France as JSON with the key city.", mode)
     assert isinstance(result, City)
     assert result.city
+
+
+def test_gateway_tools_with_the_backends_prefix_set_by_hand(litellm_base_url: str) -> None:
+    # The proxy hides llama-server's /props (PROXY_HIDES_PREFIX), so detection cannot learn
+    # the template's tool-call prefix; given by hand in the profile (docs/compatibility.md),
+    # it travels in the messages and forced calls work through the proxy.
+    template = (ROOT / "scripts" / "templates" / "smollm2-tools.jinja").read_text()
+    profile = {"base": "llamacpp", "tool_call_prefix": declared_prefix({"chat_template": template})}
+    target = Target(
+        "litellm", litellm_base_url, {"api_key": LITELLM_KEY, "server_profile": profile}
+    )
+    model = target.chat(max_tokens=64)
+    tools = model.bind_tools([GetWeather], tool_choice="GetWeather")
+    prompt = "What is the weather in Paris?"
+    for message in (run_invoke(tools, prompt, "sync"), merge(run_stream(tools, prompt, "async"))):
+        assert [call["name"] for call in message.tool_calls] == ["GetWeather"], message
+    city = model.with_structured_output(City, method="function_calling").invoke(
+        "Give the capital of France as JSON with the key city."
+    )
+    assert isinstance(city, City)
+    assert city.city

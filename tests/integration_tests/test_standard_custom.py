@@ -37,4 +37,7 @@ class TestChatCustomLLMCustomFormat(WithoutTools):
             "wire_format": torchserve.TORCHSERVE_FORMAT,
             "temperature": 0,
             "seed": 7,
+            # SmolLM2 can ramble to the end of its 1024-token slot: minutes per answer on 2
+            # busy cores, past the 120 s timeout (measured in a CI run at load 5).
+            "max_tokens": 100,
         }

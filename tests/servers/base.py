@@ -56,6 +56,16 @@ class Backend:
         response.raise_for_status()
         return str(response.json()["content"])
 
+    def context(self) -> int | None:
+        """Tokens one request may fill on the llama.cpp server (``meta.n_ctx`` of /models)."""
+        response = _TOKENIZER.get(self.base_url + "/models")
+        response.raise_for_status()
+        for entry in response.json().get("data", []):
+            n_ctx = (entry.get("meta") or {}).get("n_ctx")
+            if isinstance(n_ctx, int):
+                return n_ctx
+        return None
+
     def count_tokens(self, text: str) -> int:
         """Prompt token count of ``text``: emulators count generated tokens as streamed chunks
         (llama.cpp streams one token per chunk) and prompts this way."""
@@ -123,6 +133,16 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def send_cut(self, data: bytes) -> None:
+        """A 200 JSON answer that announces all of ``data``, sends half, then hangs up."""
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
 
     def start_chunked(
         self, status: int, content_type: str, headers: dict[str, str] | None = None

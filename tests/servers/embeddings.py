@@ -125,23 +125,13 @@ class _EmbedHandler(Handler):
     def _fault(self) -> str | None:
         return self.server.faults.popleft() if self.server.faults else None
 
-    def _send_cut(self, obj: Any) -> None:
-        data = go_bytes(obj)
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data[: len(data) // 2])
-        self.wfile.flush()
-        self.close_connection = True
-
     def _answer(self, fault: str | None, obj: Any, vectors: list[list[float]]) -> None:
         if fault == "count":
             del vectors[-1]
         elif fault == "widths" and vectors:
             vectors[-1] = vectors[-1][:-1]
         if fault == "cut":
-            self._send_cut(obj)
+            self.send_cut(go_bytes(obj))
         else:
             self.send_json(200, obj)
 

@@ -127,6 +127,9 @@ class OllamaHandler(Handler):
 
     def do_POST(self) -> None:
         start = time.monotonic_ns()
+        if self.path == "/api/show":
+            self._show()
+            return
         if self.path not in ("/api/chat", "/api/generate"):
             self._send(404, b"404 page not found", "text/plain")
             return
@@ -157,6 +160,43 @@ class OllamaHandler(Handler):
             "digest": "",
             "details": details,
         }
+
+    def _show(self) -> None:
+        """``POST /api/show`` as server/routes.go ShowHandler answers it (abridged).
+
+        The Modelfile a user would write for the backend: ``PARAMETER num_ctx`` set to the
+        llama.cpp server's per-request context, the GGUF's trained length in model_info.
+        """
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length)
+        self.server.requests.append({"path": self.path, "headers": dict(self.headers), "raw": raw})
+        try:
+            req = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            self._error(400, "invalid character in request body")
+            return
+        name = str(req.get("model") or req.get("name") or "") if isinstance(req, dict) else ""
+        if not name:
+            self._error(400, "model is required")
+            return
+        if name.removesuffix(":latest") != self.backend.model:
+            self._error(404, f"model '{name}' not found")
+            return
+        n_ctx = self.backend.context()
+        parameters = f"num_ctx                        {n_ctx}" if n_ctx else ""
+        self._json(
+            200,
+            {
+                "modelfile": f"FROM {self.backend.model}\n",
+                "parameters": parameters,
+                "template": "{{ .Prompt }}",
+                "details": self._tag()["details"],
+                # SmolLM2-135M's GGUF metadata (llama architecture, 8192 trained).
+                "model_info": {"general.architecture": "llama", "llama.context_length": 8192},
+                "capabilities": ["completion"],
+                "modified_at": rfc3339nano(time.time_ns()),
+            },
+        )
 
     # ------------------------------------------------------------------ requests
 

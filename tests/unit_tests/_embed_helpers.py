@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from langchain_customllm import CustomLLMEmbeddings
+from tests._waits import no_waits
 
 KEY = "sk-embed-secret-4242"
 URL = "http://fake.test/v1"
@@ -112,15 +113,7 @@ class EmbedServer:
             "http_async_client": httpx.AsyncClient(transport=httpx.MockTransport(self.async_)),
         }
         params.update(kwargs)
-        model = CustomLLMEmbeddings(**params)
-        client = model._runtime().client
-        client.sleep = self.sleeps.append  # retries record their delay instead of sleeping
-
-        async def asleep(seconds: float) -> None:
-            self.sleeps.append(seconds)
-
-        client.asleep = asleep
-        return model
+        return no_waits(CustomLLMEmbeddings(**params), self.sleeps)
 
 
 def documents(model: CustomLLMEmbeddings, mode: str, texts: list[str]) -> list[list[float]]:

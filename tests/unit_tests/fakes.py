@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from langchain_customllm import ChatCustomLLM, CustomLLM
+from tests._waits import no_waits
 
 KEY = "sk-unit-secret-0123456789"
 
@@ -146,6 +147,9 @@ class FakeServer:
     models: Answer = field(default_factory=lambda: httpx.Response(404))
     # llama.cpp's /props, asked after /models names llama.cpp (its chat template).
     props: Answer = field(default_factory=lambda: httpx.Response(404))
+    # Ollama's POST /api/show, asked by a model on its native format for the context size
+    # (404: no such model, so no context known).
+    show: Answer = field(default_factory=lambda: httpx.Response(404))
     detections: list[httpx.Request] = field(default_factory=list)
 
     def add(self, *answers: Answer) -> FakeServer:
@@ -175,6 +179,9 @@ class FakeServer:
             self.detections.append(request)
             found = self.models if request.url.path.endswith("/models") else self.props
             return self._answer(found, request)
+        if request.method == "POST" and request.url.path == "/api/show":
+            self.detections.append(request)
+            return self._answer(self.show, request)
         self.requests.append(request)
         if not self.answers:
             raise AssertionError(f"unexpected request #{len(self.requests)}: {request.url}")
@@ -203,14 +210,7 @@ class FakeServer:
 
     def _no_sleep(self, model: Any) -> Any:
         # Retries record the delay they would have slept instead of sleeping.
-        client = model._runtime().client
-        client.sleep = self.sleeps.append
-
-        async def asleep(seconds: float) -> None:
-            self.sleeps.append(seconds)
-
-        client.asleep = asleep
-        return model
+        return no_waits(model, self.sleeps)
 
 
 def _model_kwargs(server: FakeServer, kwargs: dict[str, Any]) -> dict[str, Any]:

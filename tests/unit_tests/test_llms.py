@@ -189,3 +189,76 @@ async def test_abatch_sends_prompts_concurrently() -> None:
     llm = CustomLLM(model="m", http_async_client=client)
     assert await llm.abatch(["a", "b", "c", "d"]) == [" y"] * 4
     assert state["max"] == 4
+
+
+# ------------------------------------------------------------------ logprobs, one shape
+
+
+def _legacy(tokens: list[str], start: int) -> dict[str, Any]:
+    offsets = [start + sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+    return {
+        "tokens": tokens,
+        "token_logprobs": [-0.5] * len(tokens),
+        "top_logprobs": [{t: -0.5} for t in tokens],
+        "text_offset": offsets,
+    }
+
+
+def _with_logprobs(chunks: list[dict[str, Any]], per_chunk: list[Any]) -> list[dict[str, Any]]:
+    # The closing chunk (finish_reason only) carries none.
+    for chunk, logprobs in zip(chunks, per_chunk, strict=False):
+        chunk["choices"][0]["logprobs"] = logprobs
+    return chunks
+
+
+def test_streamed_legacy_logprobs_keep_every_token(server: FakeServer) -> None:
+    # vLLM streams a few tokens' logprobs per event: all of them are the answer's.
+    prompt = "The capital of France is"
+    chunks = completion_chunks([" Par", "is", "."])
+    server.stream(
+        sse(
+            *_with_logprobs(
+                chunks, [_legacy([" Par"], 24), _legacy(["is"], 28), _legacy(["."], 30)]
+            )
+        )
+    )
+    result = server.llm(streaming=True).generate([prompt], logprobs=1)
+    info = result.generations[0][0].generation_info or {}
+    assert info["logprobs"]["tokens"] == [" Par", "is", "."]
+    assert info["logprobs"]["text_offset"] == [24, 28, 30]
+    assert info["logprobs"]["top_logprobs"] == [{" Par": -0.5}, {"is": -0.5}, {".": -0.5}]
+
+
+def test_chat_shaped_completion_logprobs_become_the_legacy_shape(server: FakeServer) -> None:
+    # llama.cpp's llama-server answers /v1/completions with the chat shape (measured).
+    body = completion_body(" Paris.")
+    body["choices"][0]["logprobs"] = {
+        "content": [
+            {
+                "id": 1,
+                "token": " Paris",
+                "logprob": -0.1,
+                "bytes": [32],
+                "top_logprobs": [
+                    {"token": " Paris", "logprob": -0.1},
+                    {"token": " the", "logprob": -2.5},
+                ],
+            },
+            {"id": 2, "token": ".", "logprob": -0.3, "bytes": [46], "top_logprobs": []},
+        ]
+    }
+    server.json(body)
+    result = server.llm().generate(["The capital of France is"], logprobs=2)
+    info = result.generations[0][0].generation_info or {}
+    assert info["logprobs"] == {
+        "tokens": [" Paris", "."],
+        "token_logprobs": [-0.1, -0.3],
+        "top_logprobs": [{" Paris": -0.1, " the": -2.5}, {}],
+        "text_offset": [24, 30],
+    }
+
+
+def test_answer_without_logprobs_has_none(server: FakeServer) -> None:
+    server.json(completion_body())
+    info = server.llm().generate(["p"]).generations[0][0].generation_info or {}
+    assert "logprobs" not in info

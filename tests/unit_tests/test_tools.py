@@ -256,7 +256,9 @@ def test_model_profile_reflects_the_server() -> None:
 
 @pytest.mark.parametrize("wire_format", ["tgi", "ollama"])
 def test_formats_without_tools_refuse_them(wire_format: str) -> None:
-    llm = ChatCustomLLM(model="m", wire_format=wire_format)
+    # A scripted server with no answers: the refusals must come before any request
+    # (Ollama's context question to /api/show aside, which the fake answers apart).
+    llm = FakeServer().chat(model="m", base_url="http://fake.test", wire_format=wire_format)
     with pytest.raises(ConfigurationError, match="cannot send tools"):
         llm.bind_tools([GetWeather])
     with pytest.raises(ConfigurationError, match="cannot ask for JSON output"):
