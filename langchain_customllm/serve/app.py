@@ -41,6 +41,7 @@ from langchain_customllm.config import load_models
 from langchain_customllm.serve.errors import GatewayError, gateway_error
 from langchain_customllm.serve.options import GatewayOptions
 from langchain_customllm.serve.routes import Exchange, Gateway
+from langchain_customllm.serve.streaming import ClientGoneError
 
 __all__ = ["create_app"]
 
@@ -48,6 +49,9 @@ logger = logging.getLogger("langchain_customllm.serve")
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _OPEN_PATHS = frozenset({"/health"})
+_CLIENT_GONE = GatewayError(
+    499, "The client closed the request before its answer was ready", type="client_closed"
+)
 # OpenAI's own wording and type: clients that read the message (LiteLLM's SDK maps an
 # "invalid_request_error" without it to a 400) see a refused key as one.
 _UNAUTHORIZED = GatewayError(
@@ -181,7 +185,9 @@ _ROUTES = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, HTTPException):  # Starlette's own: unknown path (404), method (405)
+    if isinstance(exc, ClientGoneError):  # no one to answer: counted as nginx does, 499
+        error = _CLIENT_GONE
+    elif isinstance(exc, HTTPException):  # Starlette's own: unknown path (404), method (405)
         error = GatewayError(exc.status_code, f"{exc.detail}: {request.method} {request.url.path}")
     else:
         error = gateway_error(exc)
@@ -276,6 +282,7 @@ def create_app(
     handlers: dict[Any, Any] = {
         GatewayError: _gateway_error,
         HTTPException: _gateway_error,
+        ClientGoneError: _gateway_error,
         Exception: _gateway_error,
     }
     app = Starlette(

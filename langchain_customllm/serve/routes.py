@@ -14,9 +14,9 @@ import logging
 import sys
 import time
 from array import array
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,7 +30,7 @@ from langchain_customllm.serve.calls import chat_events, text_events
 from langchain_customllm.serve.errors import GatewayError, gateway_error
 from langchain_customllm.serve.metrics import Metrics
 from langchain_customllm.serve.options import GatewayOptions
-from langchain_customllm.serve.streaming import EventStream
+from langchain_customllm.serve.streaming import ClientGoneError, EventStream, unless_client_leaves
 from langchain_customllm.serve.wire_in import (
     MAX_CHOICES,
     ChatBody,
@@ -41,13 +41,14 @@ from langchain_customllm.serve.wire_in import (
     to_messages,
 )
 from langchain_customllm.serve.wire_out import ChunkWriter, Tally, chat_answer, completion_answer
-from langchain_customllm.usage import track_usage
+from langchain_customllm.usage import ModelUsage, track_usage
 
 __all__ = ["Exchange", "Gateway", "Model"]
 
 logger = logging.getLogger("langchain_customllm.serve")
 
 Model = ChatCustomLLM | CustomLLM | CustomLLMEmbeddings
+_T = TypeVar("_T")
 # The endpoint each kind of model serves, and what the kind is called in models.yaml.
 _KINDS: dict[type, tuple[str, str]] = {
     ChatCustomLLM: ("/v1/chat/completions", "chat"),
@@ -149,6 +150,16 @@ class Gateway:
         return Response(dumps(payload), media_type=_JSON, headers=headers)
 
     @staticmethod
+    async def _call(request: Request, work: Awaitable[_T], name: str) -> _T:
+        """A whole answer's model call: cancelled if the client leaves, errors mapped."""
+        try:
+            return await unless_client_leaves(request.receive, work)
+        except ClientGoneError:
+            raise
+        except Exception as exc:
+            raise gateway_error(exc, name) from None
+
+    @staticmethod
     def _failing(exchange: Exchange, name: str) -> Any:
         def fail(exc: BaseException) -> GatewayError:
             exchange.error = gateway_error(exc, name)
@@ -196,11 +207,14 @@ class Gateway:
             exchange.tally = writer.tally
             events = chat_events(runnable, messages, plan, writer, body.n)
             return EventStream(events, self._failing(exchange, entry.name), self.streams)
-        calls = [runnable.ainvoke(messages, stop=plan.stop, **plan.kwargs) for _ in range(body.n)]
-        try:
-            answers = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
-        except Exception as exc:
-            raise gateway_error(exc, entry.name) from None
+
+        async def answer() -> list[Any]:
+            calls = [
+                runnable.ainvoke(messages, stop=plan.stop, **plan.kwargs) for _ in range(body.n)
+            ]
+            return [await calls[0]] if len(calls) == 1 else list(await asyncio.gather(*calls))
+
+        answers = await self._call(request, answer(), entry.name)
         return self._json(chat_answer(entry.name, answers, exchange.tally), exchange.tally)
 
     async def completions(self, request: Request) -> Response:
@@ -229,10 +243,8 @@ class Gateway:
             exchange.tally = writer.tally
             events = text_events(model, prompts, plan, writer)
             return EventStream(events, self._failing(exchange, entry.name), self.streams)
-        try:
-            result = await model.agenerate(prompts, stop=plan.stop, **plan.kwargs)
-        except Exception as exc:
-            raise gateway_error(exc, entry.name) from None
+        work = model.agenerate(prompts, stop=plan.stop, **plan.kwargs)
+        result = await self._call(request, work, entry.name)
         generations = [choices[0] for choices in result.generations]
         payload = completion_answer(entry.name, generations, exchange.tally)
         return self._json(payload, exchange.tally)
@@ -257,14 +269,16 @@ class Gateway:
                 param=sorted(body.extras)[0],
             )
         exchange: Exchange = request.scope["customllm"]
-        try:
+
+        async def embed() -> tuple[list[list[float]], ModelUsage]:
             async with track_usage() as usage:
                 vectors = await model.aembed_documents(body.texts)
-        except Exception as exc:
-            raise gateway_error(exc, entry.name) from None
+            return vectors, usage.total
+
+        vectors, used = await self._call(request, embed(), entry.name)
         tally = exchange.tally
-        tally.add_usage({"input_tokens": usage.total.input_tokens, "output_tokens": 0})
-        tally.cost = usage.total.cost
+        tally.add_usage({"input_tokens": used.input_tokens, "output_tokens": 0})
+        tally.cost = used.cost
         base64_out = body.encoding_format == "base64"
         data = [
             {

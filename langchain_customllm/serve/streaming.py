@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from starlette.responses import Response
@@ -31,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 from langchain_customllm._json import dumps
 from langchain_customllm.serve.errors import GatewayError
 
-__all__ = ["EventStream", "merge_streams"]
+__all__ = ["ClientGoneError", "EventStream", "merge_streams", "unless_client_leaves"]
 
 _T = TypeVar("_T")
 _SSE_HEADERS = [
@@ -56,6 +56,32 @@ async def _disconnected(receive: Receive) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
+
+
+class ClientGoneError(Exception):
+    """The client disconnected before its (whole) answer was ready; the call was cancelled."""
+
+
+async def unless_client_leaves(receive: Receive, work: Awaitable[_T]) -> _T:
+    """Await ``work`` (a whole answer), cancelling it if the client disconnects first.
+
+    The request body must already be read: what ``receive`` brings next is the disconnect.
+
+    Raises:
+        ClientGoneError: The client left; ``work`` was cancelled (its backend request closed).
+    """
+    task = asyncio.ensure_future(work)
+    listener = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((task, listener), return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when this task is cancelled
+        listener.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        raise ClientGoneError
+    return task.result()
 
 
 class EventStream(Response):

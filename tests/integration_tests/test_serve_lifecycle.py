@@ -77,6 +77,25 @@ def test_a_client_that_leaves_closes_the_backend_stream(tmp_path: Path) -> None:
     assert outcome["sent"] < 100
 
 
+def test_a_client_that_leaves_cancels_a_whole_answer_too(tmp_path: Path) -> None:
+    with SlowStreamServer(chunks=400, delay=0.05) as backend, _gateway(tmp_path, backend) as gw:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(
+                f"{gw.url}/chat/completions",
+                json={**REQUEST, "stream": False},
+                headers=HEADERS,
+                timeout=httpx.Timeout(30, read=1.0),
+            )
+        left = time.monotonic()
+        [outcome] = backend.wait_ended(timeout=10)
+        metrics = httpx.get(
+            f"http://127.0.0.1:{PORT}/metrics", headers=HEADERS, trust_env=False
+        ).text
+    assert outcome["ended"] == "closed"
+    assert outcome["at"] - left < 2.0
+    assert 'status="499"' in metrics
+
+
 def test_sigterm_lets_open_streams_finish(tmp_path: Path) -> None:
     backend = SlowStreamServer(chunks=30, delay=0.1)
     with backend, _gateway(tmp_path, backend, "--grace-period", "20") as gw:

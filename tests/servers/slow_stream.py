@@ -1,15 +1,19 @@
 """A slow OpenAI-compatible streaming server that records how each stream ended.
 
 ``POST /v1/chat/completions`` with ``"stream": true`` sends ``chunks`` content events,
-``delay`` seconds apart, then a finish event and ``[DONE]``. If the client hangs up first,
-the next write fails, and the server records it: `SlowStreamServer.outcomes` has one
-``{"ended": "complete" | "closed", "sent": n, "at": time.monotonic()}`` per stream. The
-gateway's lifecycle tests use it to prove that a client leaving closes the backend stream.
+``delay`` seconds apart, then a finish event and ``[DONE]``; without it, it waits as long
+(watching the connection) and answers ``ok``. If the client hangs up first, the next write
+fails (or the connection reads closed), and the server records it:
+`SlowStreamServer.outcomes` has one ``{"ended": "complete" | "closed", "sent": n, "at":
+time.monotonic()}`` per request. The gateway's lifecycle tests use it to prove that a client
+leaving closes the backend request.
 """
 
 from __future__ import annotations
 
 import json
+import select
+import socket
 import time
 from typing import Any
 
@@ -35,6 +39,13 @@ class SlowStreamHandler(Handler):
         body = self.read_json()
         settings: SlowStreamServer = self.server.settings
         if not body.get("stream"):
+            for waited in range(settings.chunks):
+                time.sleep(settings.delay)
+                if self._client_closed():
+                    settings.outcomes.append(
+                        {"ended": "closed", "sent": waited, "at": time.monotonic()}
+                    )
+                    return
             answer = {
                 "id": "chatcmpl-slow",
                 "object": "chat.completion",
@@ -49,6 +60,9 @@ class SlowStreamHandler(Handler):
                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
             }
             self.send_json(200, answer)
+            settings.outcomes.append(
+                {"ended": "complete", "sent": settings.chunks, "at": time.monotonic()}
+            )
             return
         self.start_chunked(200, "text/event-stream")
         sent = 0
@@ -64,6 +78,16 @@ class SlowStreamHandler(Handler):
             settings.outcomes.append({"ended": "closed", "sent": sent, "at": time.monotonic()})
             raise
         settings.outcomes.append({"ended": "complete", "sent": sent, "at": time.monotonic()})
+
+    def _client_closed(self) -> bool:
+        """Whether the client has closed the connection (it reads as end-of-file)."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
 
 class SlowStreamServer:
