@@ -72,7 +72,7 @@ PYTHON_LOWEST ?= $(firstword $(foreach p,python3.10 $(wildcard $(HOME)/.pyenv/ve
 
 lowest: $(LOWEST_VENV)/.installed
 	$(LOWEST_PY) --version
-	$(LOWEST_PY) -m pip list --format=freeze | grep -iE '^(langchain-core|httpx|pydantic|tenacity|pyyaml|orjson)=='
+	$(LOWEST_PY) -m pip list --format=freeze | grep -iE '^(langchain-core|httpx|pydantic|tenacity|pyyaml|orjson|starlette|uvicorn)=='
 	$(LOWEST_PY) -m pytest -p no:cacheprovider tests/unit_tests --disable-socket --allow-unix-socket -q \
 		--ignore=tests/unit_tests/test_standard.py --ignore=tests/unit_tests/test_standard_embeddings.py
 	$(LOWEST_PY) -m pytest -p no:cacheprovider tests/integration_tests/test_contract.py \
@@ -83,7 +83,7 @@ $(LOWEST_VENV)/.installed: pyproject.toml tests/constraints-lowest.txt
 	rm -rf $(LOWEST_VENV)
 	$(PYTHON_LOWEST) -m venv $(LOWEST_VENV)
 	$(LOWEST_PY) -m pip install --quiet --upgrade pip
-	$(LOWEST_PY) -m pip install --quiet -c tests/constraints-lowest.txt -e . $(LOWEST_TOOLS)
+	$(LOWEST_PY) -m pip install --quiet -c tests/constraints-lowest.txt -e '.[serve]' $(LOWEST_TOOLS)
 	$(LOWEST_PY) -m pip check
 	touch $@
 

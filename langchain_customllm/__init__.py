@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     )
     from langchain_customllm._framing import StreamEvent
     from langchain_customllm._images import ImageResult
+    from langchain_customllm._request import request_headers
     from langchain_customllm.chat_models import ChatCustomLLM
     from langchain_customllm.config import load_models
     from langchain_customllm.embeddings import CustomLLMEmbeddings
@@ -78,6 +79,7 @@ _LAZY: dict[str, str] = {
     ),
     "ChatCustomLLM": "chat_models",
     "StreamEvent": "_framing",
+    "request_headers": "_request",
     "ServerProfile": "profiles",
     "CustomLLM": "llms",
     "CustomLLMEmbeddings": "embeddings",
@@ -131,6 +133,7 @@ __all__ = [
     "get_format",
     "load_models",
     "register_format",
+    "request_headers",
     "track_usage",
 ]
 

@@ -1,10 +1,10 @@
-"""``python -m langchain_customllm probe ...``: the ``customllm`` command."""
+"""``python -m langchain_customllm probe|profiles|serve ...``: the ``customllm`` command."""
 
 from __future__ import annotations
 
 import sys
 
-from langchain_customllm.probe import main
+from langchain_customllm.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,6 +25,7 @@ __all__ = [
     "build_headers",
     "check_header",
     "check_key",
+    "check_plain_headers",
     "is_secret_header",
     "mask_headers",
     "warn_if_cleartext",
@@ -65,6 +66,22 @@ def check_header(name: str, value: str, what: str = "header") -> None:
             f"{what} {name!r} has a value HTTP headers cannot carry (not ASCII, a line break, "
             "or spaces around it); strip it, or encode it (base64, percent-encoding)"
         )
+
+
+def check_plain_headers(headers: Mapping[str, str], what: str) -> None:
+    """Refuse headers HTTP cannot carry, and credentials, in a place that is not secret.
+
+    Raises:
+        ConfigurationError: Naming the header; a credential belongs in ``api_key`` or
+            ``default_headers``, whose values are masked wherever they could show.
+    """
+    for name, value in headers.items():
+        check_header(name, value, what)
+        if is_secret_header(name):
+            raise ConfigurationError(
+                f"{name!r} looks like a credential: put it in the model's default_headers "
+                "(or api_key), which are kept secret in errors, dumps and traces"
+            )
 
 
 def check_key(api_key: SecretStr | None, header: str, scheme: str | None) -> None:

@@ -2,17 +2,21 @@
 
 `RequestEncoder` turns a wire format's request into a parsed URL (cached: httpx would parse
 a string on every call), the JSON bytes, and only the per-request headers and timeout that
-differ from the client's. The functions below read answers: a JSON body, a stream that is
-not one, a stream that broke mid-answer.
+differ from the client's, the headers of `request_headers` included. The functions below
+read answers: a JSON body, a stream that is not one, a stream that broke mid-answer.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
 
+from langchain_customllm._auth import check_plain_headers
 from langchain_customllm._exceptions import (
     APIConnectionError,
     CustomLLMError,
@@ -32,12 +36,43 @@ __all__ = [
     "body_read_error",
     "decode_json",
     "not_a_stream_error",
+    "request_headers",
     "send_error",
     "server_root",
 ]
 
 _STREAM_ACCEPT = "text/event-stream, application/x-ndjson, */*"
 _MAX_TARGETS = 64
+# The headers of the innermost `request_headers` block (None outside any): a context
+# variable, so each asyncio task and thread sees only its own caller's.
+_CALL_HEADERS: ContextVar[dict[str, str] | None] = ContextVar(
+    "customllm_call_headers", default=None
+)
+
+
+@contextmanager
+def request_headers(headers: Mapping[str, str]) -> Iterator[None]:
+    """Send ``headers`` with every request a model makes inside the block.
+
+    For values that change per call, such as a request id a gateway passes on
+    (``x-request-id``): every model, chat, text and embeddings, sync and async, adds them
+    to the requests it sends in this thread or asyncio task (tasks started inside inherit
+    them). Blocks nest; the inner one's value of a header wins.
+
+    Args:
+        headers: Header names and values. Credentials do not belong here (they would
+            escape the masking of ``api_key`` and ``default_headers``).
+
+    Raises:
+        ConfigurationError: For a header HTTP cannot carry, or a credential-looking name
+            (``Authorization``, ``x-api-key``, ...).
+    """
+    check_plain_headers(headers, "request_headers")
+    token = _CALL_HEADERS.set({**(_CALL_HEADERS.get() or {}), **headers})
+    try:
+        yield
+    finally:
+        _CALL_HEADERS.reset(token)
 
 
 def server_root(base_url: str) -> str:
@@ -82,11 +117,12 @@ class RequestEncoder:
     def options(self, request: WireRequest, *, stream: bool, user: bool) -> dict[str, Any]:
         """Per-request ``headers``/``timeout`` for ``build_request``: only what differs."""
         options: dict[str, Any] = {}
+        call = _CALL_HEADERS.get()
         if user:
-            headers = {**self.headers, **request.headers}
+            headers = {**self.headers, **(call or {}), **request.headers}
             options["timeout"] = self.timeout
-        elif request.headers or stream:
-            headers = dict(request.headers)
+        elif request.headers or stream or call:
+            headers = {**call, **request.headers} if call else dict(request.headers)
         else:
             return options
         if stream:

@@ -32,7 +32,7 @@ from typing import Any, Literal
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from langchain_customllm._auth import check_header, is_secret_header
+from langchain_customllm._auth import check_plain_headers
 from langchain_customllm._exceptions import ConfigurationError, ResponseError, StreamError
 from langchain_customllm._framing import Framing, StreamEvent
 from langchain_customllm._json import loads
@@ -179,13 +179,7 @@ class CustomFormatConfig(_Strict):
     @classmethod
     def _plain_headers(cls, value: dict[str, str]) -> dict[str, str]:
         # A format is a description anyone may print or dump: no secrets in it.
-        for name, text in value.items():
-            check_header(name, text, "headers")
-            if is_secret_header(name):
-                raise ValueError(
-                    f"{name!r} looks like a credential: put it in the model's default_headers "
-                    "(or api_key), which are kept secret in errors, dumps and traces"
-                )
+        check_plain_headers(value, "headers")
         return value
 
     @field_validator("chat_path", "completion_path", "stream_chat_path", "stream_completion_path")

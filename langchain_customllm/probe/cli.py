@@ -1,4 +1,8 @@
-"""The ``customllm`` command line: ``customllm probe ...`` and ``customllm profiles``."""
+"""``customllm probe ...`` and ``customllm profiles``: their arguments and what they do.
+
+The ``customllm`` command itself (which also has ``serve``) is `langchain_customllm.cli`;
+`main` here is the same command, kept for callers of ``langchain_customllm.probe.main``.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,8 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="customllm", description="Tools for langchain-customllm.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``probe`` and ``profiles`` to the ``customllm`` command's subcommands."""
     probe = commands.add_parser(
         "probe",
         help="measure what an OpenAI-compatible server can do",
@@ -43,7 +46,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     profiles = commands.add_parser("profiles", help="list the built-in server profiles")
     profiles.add_argument("--markdown", action="store_true", help="as a Markdown table")
-    return parser
 
 
 def main(
@@ -54,7 +56,10 @@ def main(
     environ: Mapping[str, str] | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> int:
-    """The ``customllm`` command.
+    """``customllm probe`` and ``customllm profiles``.
+
+    The ``customllm`` command itself is `langchain_customllm.cli.main`, which has ``serve``
+    too.
 
     Args:
         argv: Arguments after the program name (default: ``sys.argv[1:]``).
@@ -66,15 +71,41 @@ def main(
     Returns:
         The exit code: 0 ok, 1 chat completions failed, 2 usage error, 3 unreachable.
     """
-    out = stdout or sys.stdout
+    parser = argparse.ArgumentParser(prog="customllm", description="Tools for langchain-customllm.")
+    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
     err = stderr or sys.stderr
+    args = parse(parser, argv, err)
+    if isinstance(args, int):
+        return args
     env = os.environ if environ is None else environ
+    return run(args, stdout or sys.stdout, err, env, transport)
 
-    parser = _parser()
+
+def parse(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, err: TextIO
+) -> argparse.Namespace | int:
+    """The parsed arguments of a ``customllm`` command line, or the exit code to return.
+
+    ``--help`` is 0, bad usage and no command at all (the help goes to ``err``) are 2.
+    """
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help exits 0, bad usage 2
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(err)
+        return EXIT_USAGE
+    return args
+
+
+def run(
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    env: Mapping[str, str],
+    transport: httpx.BaseTransport | None,
+) -> int:
+    """Run ``probe`` or ``profiles`` with parsed arguments; returns the exit code."""
 
     def fail(message: str, code: int = EXIT_USAGE, kind: str = "usage") -> int:
         err.write(f"customllm probe: {message}\n")
@@ -87,9 +118,6 @@ def main(
     if args.command == "profiles":
         out.write(render_profiles(markdown=args.markdown))
         return EXIT_OK
-    if args.command != "probe":
-        parser.print_help(err)
-        return EXIT_USAGE
     try:
         url = httpx.URL(args.base_url)
     except httpx.InvalidURL:

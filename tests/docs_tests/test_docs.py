@@ -55,6 +55,7 @@ PUBLIC_MODULES = (
     "langchain_customllm.pricing",
     "langchain_customllm.usage",
     "langchain_customllm.config",
+    "langchain_customllm.serve",
 )
 
 

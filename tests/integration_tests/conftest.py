@@ -177,3 +177,7 @@ def litellm_embeddings_url() -> Iterator[str]:
             embeddings=True,
         ),
     )
+
+
+# ------------------------------------------------------------------ the gateway (customllm serve)
+from tests.integration_tests._serve_fixtures import gateway, gateway_url  # noqa: E402, F401

@@ -174,7 +174,7 @@ def test_python_dash_m_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_console_script_declared() -> None:
     tomllib = pytest.importorskip("tomllib")
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert data["project"]["scripts"]["customllm"] == "langchain_customllm.probe:main"
+    assert data["project"]["scripts"]["customllm"] == "langchain_customllm.cli:main"
 
 
 def test_docs_profiles_table_is_current() -> None:
