@@ -235,8 +235,8 @@ def create_app(
 
     Args:
         models: The models by the name clients call them, as `load_models` returns them,
-            or the path of a ``models.yaml`` to load. Chat, text and embeddings models are
-            served; others (image generators) are left out with a warning.
+            or the path of a ``models.yaml`` to load. Chat, text, embeddings and image
+            models are served; anything else is left out with a warning.
         options: Keys, caps and CORS; the defaults bind no key and cap bodies at 8 MiB and
             answers at 4096 tokens.
 
@@ -261,6 +261,7 @@ def create_app(
         Route("/v1/chat/completions", gateway.chat, methods=["POST"]),
         Route("/v1/completions", gateway.completions, methods=["POST"]),
         Route("/v1/embeddings", gateway.embeddings, methods=["POST"]),
+        Route("/v1/images/generations", gateway.images, methods=["POST"]),
         Route("/v1/models", gateway.models, methods=["GET"]),
         Route("/health", gateway.health, methods=["GET"]),
         Route("/metrics", gateway.prometheus, methods=["GET"]),

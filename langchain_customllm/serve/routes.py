@@ -25,6 +25,7 @@ from langchain_customllm._json import dumps
 from langchain_customllm._text import did_you_mean
 from langchain_customllm.chat_models import ChatCustomLLM
 from langchain_customllm.embeddings import CustomLLMEmbeddings
+from langchain_customllm.images import CustomImageGenerator
 from langchain_customllm.llms import CustomLLM
 from langchain_customllm.serve.calls import chat_events, text_events
 from langchain_customllm.serve.errors import GatewayError, gateway_error
@@ -36,6 +37,7 @@ from langchain_customllm.serve.wire_in import (
     ChatBody,
     CompletionBody,
     EmbeddingsBody,
+    ImagesBody,
     call_kwargs,
     parse_body,
     to_messages,
@@ -47,13 +49,14 @@ __all__ = ["Exchange", "Gateway", "Model"]
 
 logger = logging.getLogger("langchain_customllm.serve")
 
-Model = ChatCustomLLM | CustomLLM | CustomLLMEmbeddings
+Model = ChatCustomLLM | CustomLLM | CustomLLMEmbeddings | CustomImageGenerator
 _T = TypeVar("_T")
 # The endpoint each kind of model serves, and what the kind is called in models.yaml.
 _KINDS: dict[type, tuple[str, str]] = {
     ChatCustomLLM: ("/v1/chat/completions", "chat"),
     CustomLLM: ("/v1/completions", "llm"),
     CustomLLMEmbeddings: ("/v1/embeddings", "embeddings"),
+    CustomImageGenerator: ("/v1/images/generations", "image"),
 }
 _JSON = "application/json"
 # How long before the end of the shutdown grace period open streams are ended, so their
@@ -98,7 +101,7 @@ class Gateway:
 
     Args:
         models: The models by the name clients use; those of a kind no endpoint serves
-            (image generators, for now) are left out, and named in a warning.
+            are left out, and named in a warning.
         options: Caps, keys and the rest (see `GatewayOptions`).
     """
 
@@ -106,7 +109,9 @@ class Gateway:
         self.entries: dict[str, _Entry] = {}
         left_out = []
         for name, model in models.items():
-            if isinstance(model, ChatCustomLLM | CustomLLM | CustomLLMEmbeddings):
+            if isinstance(
+                model, ChatCustomLLM | CustomLLM | CustomLLMEmbeddings | CustomImageGenerator
+            ):
                 self.entries[name] = _entry(name, model)
             else:
                 left_out.append(f"{name} ({type(model).__name__})")
@@ -291,6 +296,41 @@ class Gateway:
         usage_block = tally.block()
         usage_block.pop("completion_tokens")
         payload = {"object": "list", "data": data, "model": entry.name, "usage": usage_block}
+        return self._json(payload, tally)
+
+    async def images(self, request: Request) -> Response:
+        """``POST /v1/images/generations``: OpenAI's images answer, ``b64_json`` or ``url``."""
+        body = parse_body(await self._body(request), ImagesBody)
+        entry = self._find(request, body.model, "/v1/images/generations")
+        model: CustomImageGenerator = entry.model  # type: ignore[assignment]
+        if body.stream:
+            raise GatewayError(
+                400, "streamed image generation (partial images) is not served; leave out "
+                "`stream`", param="stream",
+            )  # fmt: skip
+        if body.extras and not entry.passthrough:
+            raise GatewayError(
+                400,
+                f"model {entry.name!r} takes no {', '.join(sorted(body.extras))} (its API is "
+                "not OpenAI's, so fields it does not name cannot be sent on)",
+                param=sorted(body.extras)[0],
+            )
+        options = body.model_dump(exclude={"model", "prompt", "stream"}, exclude_none=True)
+        try:
+            result = await model.agenerate_images(body.prompt, **options)
+        except Exception as exc:
+            raise gateway_error(exc, entry.name) from None
+        tally: Tally = request.scope["customllm"].tally
+        payload = result.to_openai()
+        if result.usage is not None:
+            tally.add_usage(
+                {"input_tokens": result.usage.input_tokens,
+                 "output_tokens": result.usage.output_tokens}
+            )  # fmt: skip
+        if result.cost is not None:
+            tally.add_cost(result.cost.as_dict())
+            # OpenAI's images usage block has no cost: it goes where the chat answers put it.
+            payload.setdefault("usage", {})["cost"] = tally.cost
         return self._json(payload, tally)
 
     async def models(self, request: Request) -> Response:

@@ -28,6 +28,7 @@ __all__ = [
     "ChatBody",
     "CompletionBody",
     "EmbeddingsBody",
+    "ImagesBody",
     "call_kwargs",
     "parse_body",
     "to_messages",
@@ -159,6 +160,29 @@ class EmbeddingsBody(BaseModel):
     def texts(self) -> list[str]:
         """The inputs as a list."""
         return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+class ImagesBody(BaseModel):
+    """A ``POST /v1/images/generations`` body (openai-python's ``ImageGenerateParams``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    prompt: Annotated[str, Field(min_length=1)]
+    n: Annotated[int, Field(ge=1, le=10)] | None = None
+    size: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    response_format: Literal["url", "b64_json"] | None = None
+    output_format: str | None = None
+    background: str | None = None
+    user: str | None = None
+    stream: bool = False
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """Fields this endpoint's schema does not name."""
+        return dict(self.__pydantic_extra__ or {})
 
 
 _B = TypeVar("_B", bound=BaseModel)
