@@ -38,7 +38,12 @@ from typing import Any
 import httpx
 
 from langchain_customllm._client import ProviderClient
-from langchain_customllm._exceptions import APIStatusError, CustomLLMError, ResponseError
+from langchain_customllm._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    CustomLLMError,
+    ResponseError,
+)
 from langchain_customllm._request import RequestEncoder, server_root
 from langchain_customllm._runtime import Runtime
 from langchain_customllm._text import excerpt
@@ -169,6 +174,21 @@ def _read_prompt(answer: Any) -> str:
 # ------------------------------------------------------------------ the counter
 
 
+def _stale(error: CustomLLMError) -> bool:
+    """A pooled keep-alive connection the server had closed while it sat idle.
+
+    llama-server closes idle connections after 5 s; a count sent on one just then breaks
+    before any answer ("Server disconnected without sending a response"; measured in the
+    integration suite, where a stream took about that long). The request never reached the
+    server and counting changes nothing there, so it is sent once more; a refused
+    connection or a timeout is not resent (the count falls back to an estimate at once).
+    """
+    cause = error.__cause__
+    return isinstance(error, APIConnectionError) and isinstance(
+        cause, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError
+    )
+
+
 class _ShortEncoder(RequestEncoder):
     """Every request with its own (short) timeout, also through the model's own pools."""
 
@@ -286,8 +306,10 @@ class TokenCounter:
                 try:
                     answer = self._client.send(request)
                 except CustomLLMError as error:
-                    self._note_missing(error)
-                    raise
+                    if not _stale(error):
+                        self._note_missing(error)
+                        raise
+                    answer = self._client.send(request)  # on a fresh connection
                 request = plan.send(answer)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
@@ -301,8 +323,10 @@ class TokenCounter:
                 try:
                     answer = await self._client.asend(request)
                 except CustomLLMError as error:
-                    self._note_missing(error)
-                    raise
+                    if not _stale(error):
+                        self._note_missing(error)
+                        raise
+                    answer = await self._client.asend(request)  # on a fresh connection
                 request = plan.send(answer)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]

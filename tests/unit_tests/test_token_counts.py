@@ -275,6 +275,25 @@ def test_a_tokenize_failure_never_fails_the_answer(
         assert KEY not in caplog.text
 
 
+def test_a_stale_pooled_connection_is_sent_once_more(fake: Fake, path: str) -> None:
+    # llama-server closes idle keep-alive connections after 5 s: a count sent on one just
+    # then breaks before any answer, and goes again on a fresh connection.
+    broke: list[str] = []
+
+    def once_stale(path: str, body: dict[str, Any]) -> httpx.Response:
+        if path == "/apply-template" and not broke:
+            broke.append(path)
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        fake.tokenizer = None
+        return fake.handle(httpx.Request("POST", "http://fake.test" + path, json=body))
+
+    fake.tokenizer = once_stale
+    _, meta = final_meta(call(fake.model(ChatCustomLLM, server_profile=LLAMACPP), path, "q"))
+    if path in STREAM_PATHS:
+        assert broke == ["/apply-template"]
+        assert meta["usage_source"] == "tokenized"
+
+
 def test_a_missing_endpoint_is_asked_once(fake: Fake, mode: str) -> None:
     fake.tokenizer = lambda path, body: httpx.Response(404, json={"error": "Not Found"})
     llm = fake.model(ChatCustomLLM, server_profile=LLAMACPP)
