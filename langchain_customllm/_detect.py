@@ -22,8 +22,8 @@ so forced tool calls work on it by default (see `profiles.prefill_tool_call`).
 A model on Ollama's native format (``wire_format="ollama"``) has no ``/models`` to ask; its
 context size is what matters there (Ollama cuts an over-long prompt silently). Without a
 ``num_ctx`` in its settings, it sends one ``POST /api/show`` for its model at the first
-call (`formats.ollama.context_from_show`), cached per base_url and model; the profile stays
-the configured one, with that ``context_window``.
+call (`formats.ollama.context_from_show`), cached per base_url and model, with the generic
+profile and that ``context_window``; an explicit ``server_profile`` turns this off too.
 
 Anything else, and any failure, stays ``generic``: detection never fails a call. The
 decision (`read_answer`: an answer to a `Detection`) is pure; `Detector` holds one

@@ -150,11 +150,12 @@ class Runtime:
         # detector only asks at the first call. Only OpenAI-compatible servers are asked
         # their family: the profiles describe them, and another API (TGI, Ollama's own, a
         # custom format) has no /models to ask. Ollama's own is asked its model's context,
-        # unless the settings send num_ctx (then that is it).
+        # unless the settings send num_ctx (then that is it). As for detection, an explicit
+        # server_profile means "ask nothing": its context_window, if any, is the one.
         detector = None
         if model.server_profile is None and wire.name == "openai":
             detector = Detector(model.base_url, model.model, model.timeout)
-        elif wire.name == "ollama" and profile.context_window is None:
+        elif wire.name == "ollama" and model.server_profile is None:
             num_ctx = configured_context(model.extra_body)
             if num_ctx is not None:
                 profile = replace(profile, context_window=num_ctx)

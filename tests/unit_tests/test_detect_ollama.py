@@ -138,3 +138,12 @@ def test_an_unknown_model_leaves_the_context_unknown_and_the_call_goes_on() -> N
     call(model, "invoke", "word " * 40)
     assert "max_input_tokens" not in (model.profile or {})
     assert len(server.requests) == 1
+
+
+def test_an_explicit_profile_asks_nothing() -> None:
+    server = FakeServer(show=httpx.Response(200, json=SHOW_WITH_NUM_CTX))
+    model = _ollama(server, server_profile={"base": "generic", "context_window": 512})
+    _answer(server)
+    call(model, "invoke")
+    assert server.detections == []
+    assert model.profile["max_input_tokens"] == 512
