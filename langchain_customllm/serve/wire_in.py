@@ -83,10 +83,19 @@ class _StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class _Sampling(BaseModel):
-    """What chat and text completions share."""
+class _OpenBody(BaseModel):
+    """A request body that keeps the fields its schema does not name (vendor parameters)."""
 
     model_config = ConfigDict(extra="allow")
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """The vendor parameters: fields this endpoint's schema does not name."""
+        return dict(self.__pydantic_extra__ or {})
+
+
+class _Sampling(_OpenBody):
+    """What chat and text completions share."""
 
     model: str
     stream: bool = False
@@ -108,11 +117,6 @@ class _Sampling(BaseModel):
     def stops(self) -> list[str] | None:
         """The stop sequences as a list."""
         return [self.stop] if isinstance(self.stop, str) else self.stop
-
-    @property
-    def extras(self) -> dict[str, Any]:
-        """The vendor parameters: fields this endpoint's schema does not name."""
-        return dict(self.__pydantic_extra__ or {})
 
 
 class ChatBody(_Sampling):
@@ -140,10 +144,8 @@ class CompletionBody(_Sampling):
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
 
-class EmbeddingsBody(BaseModel):
+class EmbeddingsBody(_OpenBody):
     """A ``POST /v1/embeddings`` body."""
-
-    model_config = ConfigDict(extra="allow")
 
     model: str
     input: str | Annotated[list[str], Field(min_length=1)]
@@ -152,20 +154,13 @@ class EmbeddingsBody(BaseModel):
     user: str | None = None
 
     @property
-    def extras(self) -> dict[str, Any]:
-        """Fields this endpoint's schema does not name."""
-        return dict(self.__pydantic_extra__ or {})
-
-    @property
     def texts(self) -> list[str]:
         """The inputs as a list."""
         return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
-class ImagesBody(BaseModel):
+class ImagesBody(_OpenBody):
     """A ``POST /v1/images/generations`` body (openai-python's ``ImageGenerateParams``)."""
-
-    model_config = ConfigDict(extra="allow")
 
     model: str
     prompt: Annotated[str, Field(min_length=1)]
@@ -178,11 +173,6 @@ class ImagesBody(BaseModel):
     background: str | None = None
     user: str | None = None
     stream: bool = False
-
-    @property
-    def extras(self) -> dict[str, Any]:
-        """Fields this endpoint's schema does not name."""
-        return dict(self.__pydantic_extra__ or {})
 
 
 _B = TypeVar("_B", bound=BaseModel)
