@@ -111,24 +111,43 @@ class CustomLLMFields(ConnectionFields):
     def _resolve_stop(self, stop: list[str] | None) -> list[str] | None:
         return stop if stop is not None else self.stop
 
-    def _route(self, kwargs: dict[str, Any], run_manager: Any) -> str | None:
-        """This call's route key (``sticky_key`` in the run's metadata), taken out of kwargs.
+    def _route(self, kwargs: dict[str, Any], run_manager: Any) -> tuple[str | None, dict[str, Any]]:
+        """This call's route key (``sticky_key``), and the kwargs without it.
 
-        ``generate`` paths hand us the run manager, which holds the metadata; a chat
-        ``stream`` does not, so `stream`/`astream` pass the key in as a keyword.
+        The public call methods put the key in as a keyword (`_with_route`); a call that
+        bypassed them (``generate``) finds it in the run's metadata. The kwargs may be
+        shared by a batch's prompts, so they are copied, never changed.
         """
-        route: str | None = kwargs.pop(ROUTE_KWARG, None)
-        if route is None and self.sticky_key is not None and run_manager is not None:
+        if ROUTE_KWARG in kwargs:
+            rest = {k: v for k, v in kwargs.items() if k != ROUTE_KWARG}
+            return str(kwargs[ROUTE_KWARG]), rest
+        if self.sticky_key is not None and run_manager is not None:
             value = (run_manager.metadata or {}).get(self.sticky_key)
-            route = None if value is None else str(value)
-        return route
+            return (None if value is None else str(value)), kwargs
+        return None, kwargs
 
     def _with_route(self, config: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.sticky_key is None:
             return kwargs
-        # ensure_config copies plain ``configurable`` values into the metadata, as runs do.
-        value = (ensure_config(config).get("metadata") or {}).get(self.sticky_key)
+        config = ensure_config(config)
+        value = (config.get("metadata") or {}).get(self.sticky_key)
+        if value is None:
+            value = (config.get("configurable") or {}).get(self.sticky_key)
         return kwargs if value is None else {**kwargs, ROUTE_KWARG: str(value)}
+
+    def invoke(
+        self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any
+    ) -> Any:
+        """Answer (see the model classes); ``sticky_key`` routing applies."""
+        routed = self._with_route(config, kwargs)
+        return super().invoke(input, config, stop=stop, **routed)  # type: ignore[misc]
+
+    async def ainvoke(
+        self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any
+    ) -> Any:
+        """Async twin of `invoke`."""
+        routed = self._with_route(config, kwargs)
+        return await super().ainvoke(input, config, stop=stop, **routed)  # type: ignore[misc]
 
     def stream(
         self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any

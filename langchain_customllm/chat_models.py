@@ -202,7 +202,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
                 "answer up from nothing; pass at least one message"
             )
         runtime = self._runtime()
-        route = self._route(kwargs, run_manager)
+        route, kwargs = self._route(kwargs, run_manager)
         params, include_stop = self._params(runtime, stop, kwargs)
         profile = runtime.profile
         # Looked for only where some image would be refused (a scan of every message).

@@ -82,7 +82,7 @@ class CustomLLM(CustomLLMFields, LLM):
         run_manager: Any = None,
     ) -> tuple[Runtime, WireRequest, Assembler, Prompt]:
         runtime = self._runtime()
-        route = self._route(kwargs, run_manager)
+        route, kwargs = self._route(kwargs, run_manager)
         params, include_stop = self._params(runtime, stop, kwargs)
         request = runtime.wire.completion_request(prompt, params, stream=stream)
         if route is not None:
