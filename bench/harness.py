@@ -146,9 +146,14 @@ def bytecode_env() -> dict[str, str]:
 
 
 def start_stub() -> tuple[subprocess.Popen[str], str]:
-    """Start the stub server process; return it and its base URL."""
+    """Start the stub server process; return it and its base URL.
+
+    Its port is ``CUSTOMLLM_BENCH_STUB_PORT`` when set (engineers sharing a machine keep to
+    their own ports), else any free one.
+    """
+    port = os.environ.get("CUSTOMLLM_BENCH_STUB_PORT", "0")
     proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, str(BENCH / "stub_server.py"), "--port", "0"],
+        [sys.executable, str(BENCH / "stub_server.py"), "--port", port],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -19,7 +19,10 @@ What is measured:
 
 Targets (issue 17, 2 cores): at most 1 ms added at p50; at least 3x the LiteLLM proxy's
 requests per second. Usage: ``python bench/serve_bench.py [--rounds N] [--quick]
-[--no-write]``; results in ``bench/results/serve.json`` and RESULTS.md's generated block.
+[--skip-litellm] [--no-write]``; results in ``bench/results/serve.json`` and RESULTS.md's
+generated block (``--skip-litellm``: no LiteLLM row, to measure the gateway alone). Ports:
+``CUSTOMLLM_BENCH_GATEWAY_PORT``, ``CUSTOMLLM_BENCH_LITELLM_PORT``,
+``CUSTOMLLM_BENCH_STUB_PORT``. Where the gateway's time goes: ``bench/serve_stages.py``.
 """
 
 from __future__ import annotations
@@ -201,31 +204,38 @@ async def measure(paths: dict[str, str], rounds: int, quick: bool) -> dict[str, 
 
 
 def render(res: dict[str, Any]) -> str:
-    """The Markdown table of a run."""
-    direct, ours, theirs = res["direct"], res["customllm serve"], res["LiteLLM proxy"]
+    """The Markdown table of a run (without LiteLLM's row when it was not measured)."""
+    direct, ours = res["direct"], res["customllm serve"]
+    theirs = res.get("LiteLLM proxy")
+    load = res.get("load")
     lines = [
         f"Machine: {res['machine']['cores']} cores, {res['machine']['cpu']}; rounds: "
         f"{res['rounds']} (medians). All processes (stub, gateway or proxy, load generator) "
-        "share these cores.",
+        "share these cores."
+        + (f" Load average (1, 5 min) at the end: {load[0]:.1f}, {load[1]:.1f}." if load else "")
+        + ("" if theirs else " The LiteLLM proxy was not measured in this run (--skip-litellm)."),
         "",
         "| path | p50 (ms) | p99 (ms) | added p50 (ms) | added p99 (ms) | chunks/s (1 stream) "
         "| req/s, 64 streams | req/s, 256 streams |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in ("direct", "customllm serve", "LiteLLM proxy"):
-        row = res[name]
+        row = res.get(name)
+        if row is None:
+            continue
         added = "" if name == "direct" else f"{(row['p50'] - direct['p50']) * 1e3:.2f}"
         added99 = "" if name == "direct" else f"{(row['p99'] - direct['p99']) * 1e3:.2f}"
         lines.append(
             f"| {name} | {row['p50'] * 1e3:.2f} | {row['p99'] * 1e3:.2f} | {added} | {added99} "
             f"| {row['chunks/s']:,.0f} | {row['req/s@64']:,.0f} | {row['req/s@256']:,.0f} |"
         )
-    lines += [
-        "",
-        f"customllm serve vs LiteLLM proxy: {ours['req/s@64'] / theirs['req/s@64']:.1f}x the "
-        f"requests/s at 64 streams, {ours['req/s@256'] / theirs['req/s@256']:.1f}x at 256; "
-        f"{ours['chunks/s'] / theirs['chunks/s']:.1f}x the chunks/s of one stream.",
-    ]
+    if theirs:
+        lines += [
+            "",
+            f"customllm serve vs LiteLLM proxy: {ours['req/s@64'] / theirs['req/s@64']:.1f}x "
+            f"the requests/s at 64 streams, {ours['req/s@256'] / theirs['req/s@256']:.1f}x at "
+            f"256; {ours['chunks/s'] / theirs['chunks/s']:.1f}x the chunks/s of one stream.",
+        ]
     return "\n".join(lines)
 
 
@@ -235,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer requests per round")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
+    parser.add_argument(
+        "--skip-litellm", action="store_true",
+        help="do not start the LiteLLM proxy (its row and the ratios are left out)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     # SIGTERM (a timeout) unwinds like Ctrl-C, so the servers below are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -244,12 +258,13 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             processes.append(start_gateway(stub_url, work))
-            processes.append(start_litellm(stub_url, work))
             paths = {
                 "direct": stub_url,
                 "customllm serve": f"http://127.0.0.1:{GATEWAY_PORT}/v1",
-                "LiteLLM proxy": f"http://127.0.0.1:{LITELLM_PORT}/v1",
             }
+            if not args.skip_litellm:
+                processes.append(start_litellm(stub_url, work))
+                paths["LiteLLM proxy"] = f"http://127.0.0.1:{LITELLM_PORT}/v1"
             res: dict[str, Any] = asyncio.run(measure(paths, args.rounds, args.quick))
     finally:
         for process in reversed(processes):
@@ -260,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                 process.kill()
     res["rounds"] = args.rounds
     res["machine"] = machine()
+    res["load"] = os.getloadavg()
     body = render(res)
     print(body)
     if not args.no_write:

@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 
+from langchain_customllm._netio import use_asyncio_backend
+
 __all__ = ["ShardedAsyncTransport"]
 
 
@@ -53,7 +55,8 @@ class ShardedAsyncTransport(httpx.AsyncBaseTransport):
         per_shard: Requests in flight a pool takes before the next one is used.
         limits: Each pool's limits (its connections and kept-alive connections).
         factory: Builds one pool's transport from ``limits`` (tests pass fakes); by default
-            `httpx.AsyncHTTPTransport` with ``transport_options``.
+            `httpx.AsyncHTTPTransport` with ``transport_options``, its connections on
+            asyncio directly (`use_asyncio_backend`).
         **transport_options: Passed to `httpx.AsyncHTTPTransport` (``verify``, ...).
     """
 
@@ -71,7 +74,8 @@ class ShardedAsyncTransport(httpx.AsyncBaseTransport):
         if factory is None:
 
             def factory(pool_limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-                return httpx.AsyncHTTPTransport(limits=pool_limits, **transport_options)  # type: ignore[arg-type]
+                transport = httpx.AsyncHTTPTransport(limits=pool_limits, **transport_options)  # type: ignore[arg-type]
+                return use_asyncio_backend(transport)
 
         self._shards = [factory(limits) for _ in range(shards)]
         self._per_shard = per_shard

@@ -23,7 +23,7 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict
 
 from langchain_customllm._assembly import Assembler, Piece
-from langchain_customllm._common import CustomLLMFields
+from langchain_customllm._common import CustomLLMFields, presign
 from langchain_customllm._convert import piece_to_chat_chunk, piece_to_message, token_usage_dict
 from langchain_customllm._counting import (
     Prompt,
@@ -414,6 +414,9 @@ class _Prepared(NamedTuple):
             "has no tools. Run `customllm probe --base-url <url> --model <name>` to find the "
             "server_profile that fits, and serve the model with a tool-capable chat template"
         )
+
+
+presign(ChatCustomLLM._generate, ChatCustomLLM._agenerate)
 
 
 def _has_images(messages: list[BaseMessage]) -> bool:

@@ -18,7 +18,7 @@ from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import ConfigDict
 
 from langchain_customllm._assembly import Assembler, Piece
-from langchain_customllm._common import CustomLLMFields
+from langchain_customllm._common import CustomLLMFields, presign
 from langchain_customllm._convert import add_token_usage, piece_to_generation_chunk
 from langchain_customllm._counting import Prompt, acount_text, count_text
 from langchain_customllm._runtime import Runtime
@@ -258,3 +258,6 @@ class CustomLLM(CustomLLMFields, LLM):
             if run_manager is not None:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
+
+
+presign(CustomLLM._call, CustomLLM._acall, CustomLLM._generate, CustomLLM._agenerate)

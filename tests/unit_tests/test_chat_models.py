@@ -6,12 +6,13 @@ Errors, retries and identity are in test_chat_models_errors.py.
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from langchain_customllm import ChatCustomLLM
+from langchain_customllm import ChatCustomLLM, CustomLLM
 from tests._calls import merge, run_invoke, run_stream
 from tests.unit_tests.fakes import (
     KEY,
@@ -287,3 +288,14 @@ def test_per_call_stop_overrides_field(server: FakeServer) -> None:
     result = server.chat(stop=["a"]).invoke("q", stop=["c"])
     assert server.bodies[0]["stop"] == ["c"]
     assert result.content == "a b "
+
+
+@pytest.mark.parametrize(
+    "method",
+    [ChatCustomLLM._generate, ChatCustomLLM._agenerate, CustomLLM._call, CustomLLM._acall,
+     CustomLLM._generate, CustomLLM._agenerate],
+)  # fmt: skip
+def test_the_methods_core_inspects_on_every_call_carry_their_signature(method: object) -> None:
+    # langchain-core passes run_manager only to methods whose signature names it.
+    assert "__signature__" in vars(method)
+    assert "run_manager" in inspect.signature(method).parameters  # type: ignore[arg-type]
