@@ -133,8 +133,8 @@ class ConnectionFields(ModelValue):
     keeps calls on one replica while it is healthy, for the server's prefix cache."""
 
     replica_cooldown: float = Field(default=5.0, gt=0)
-    """Seconds a replica rests after a failure (a 429's ``Retry-After`` instead), doubled on
-    each further one up to max(60, this); then one request tries it again."""
+    """Seconds a replica rests after a failure (a 429's ``Retry-After`` instead), doubled each
+    time the one request that then tries it fails, up to max(60, this)."""
 
     health_check: str | None = None
     """A path from the server root (``"/health"``, ``"/v1/models"``) asked before a rested

@@ -11,9 +11,11 @@ failed request can go to another replica at once (`can_fail_over`). Routing:
   is healthy and moves only if that one rests.
 
 Health: a replica that could not be reached, timed out, or answered 5xx, 429 or 408 rests
-(``replica_cooldown`` seconds, a 429's ``Retry-After`` instead, doubled on each further
-failure up to ``max(60, cooldown)``); then one request is let through (half-open, after an
+(``replica_cooldown`` seconds, a 429's ``Retry-After`` instead, doubled on each failed
+trial up to ``max(60, cooldown)``); then one request is let through (half-open, after an
 active check when ``health_check`` is set): success rejoins it, failure rests it longer.
+Requests already in flight when a replica failed are counted as errors, but do not
+lengthen its rest: one crash is one failure, however many requests it cut.
 With one replica none of this applies: it is always tried, as a plain ``base_url`` is.
 """
 
@@ -255,7 +257,7 @@ class ReplicaSet:
             self._settle(replica, error, None)
 
     def _settle(self, replica: Replica, error: BaseException | None, latency: float | None) -> None:
-        replica.trial = False
+        was_trial, replica.trial = replica.trial, False
         if error is None or not is_replica_failure(error):
             # An answer, even a refusal of the request, shows the server is up.
             replica.failures = 0
@@ -264,8 +266,12 @@ class ReplicaSet:
                 replica.latency = latency if old is None else old + _EWMA * (latency - old)
             return
         replica.errors += 1
-        replica.failures += 1
         replica.last_error = _summary(error)
+        if not was_trial and replica.cooling_until > self.clock():
+            # Sent before the rest began (in flight when the server died): the same
+            # failure again, not a new one, so it neither doubles nor extends the rest.
+            return
+        replica.failures += 1
         if not self.many:
             return  # one server is always tried: its failures are counted, never rested
         rest = getattr(error, "retry_after", None)

@@ -143,10 +143,13 @@ def test_a_failed_replica_rests_then_gets_one_trial() -> None:
 def test_the_rest_doubles_on_each_failure_up_to_the_cap() -> None:
     replicas = _set(1, 1, cooldown=5.0)
     bad = replicas.replicas[0]
-    rests = []
-    for _ in range(6):
-        bad.in_flight += 1
-        replicas.end(bad, _down())
+    bad.in_flight += 1
+    replicas.end(bad, _down())
+    rests = [replicas.stats()[0].cooling_for]
+    for _ in range(5):  # each half-open trial fails again
+        _clock(replicas).now += rests[-1]
+        trial = next(r for r, _ in (replicas.pick() for _ in range(2)) if r is bad)
+        replicas.end(trial, _down())
         rests.append(replicas.stats()[0].cooling_for)
     assert rests == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
 
@@ -245,3 +248,20 @@ def test_release_frees_the_slot_without_a_verdict() -> None:
     assert bad.in_flight == 0
     assert bad.failures == 1
     assert not bad.trial
+
+
+def test_requests_in_flight_when_a_replica_dies_do_not_lengthen_its_rest() -> None:
+    replicas = _set(1, 1, cooldown=3.0)
+    dying = replicas.replicas[0]
+    dying.in_flight += 4  # four requests out when it died
+    for _ in range(4):
+        replicas.end(dying, _down())
+    stats = replicas.stats()[0]
+    assert stats.errors == 4
+    assert stats.consecutive_failures == 1
+    assert stats.cooling_for == pytest.approx(3.0)
+    # Its half-open trial failing is a new failure: the rest doubles.
+    _clock(replicas).now += 3.0
+    trial = next(r for r, _ in (replicas.pick() for _ in range(2)) if r is dying)
+    replicas.end(trial, _down())
+    assert replicas.stats()[0].cooling_for == pytest.approx(6.0)
