@@ -15,8 +15,9 @@ moment; one thread fewer changes it by a factor that swings with the load. A fix
 per request on real sockets makes one replica slower by the same amount whatever the load,
 which is what least-busy routing must notice (its requests stay in flight longer).
 
-Ports: ``CUSTOMLLM_TEST_REPLICA_PORT`` (8801) and the 9 after it: chat replicas +0..+2,
-embeddings replicas +3..+4, the chat replicas' proxies +5..+7, the gateway +8.
+Ports: ``CUSTOMLLM_TEST_REPLICA_PORT`` (8801) and the 12 after it: chat replicas +0..+2,
+embeddings replicas +3..+4, the chat replicas' proxies +5..+7, the gateway +8, the
+embeddings replicas' proxies +9..+10, and +11..+12 where nothing may listen (dead replicas).
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ EMBEDDINGS_PORTS = (REPLICA_PORT + 3, REPLICA_PORT + 4)
 PROXY_PORTS = (REPLICA_PORT + 5, REPLICA_PORT + 6, REPLICA_PORT + 7)
 GATEWAY_PORT = REPLICA_PORT + 8
 # One compute thread per server: three servers on a 2-core machine with the default (one
-# thread per core) spin six threads on two cores and each waits for the others.
-THREAD_ARGS = ("--threads", "1", "--threads-batch", "1")
+# thread per core) spin six threads on two cores and each waits for the others. And an HTTP
+# thread per connection: llama-server's HTTP pool (slots + 2 threads by default) serves one
+# keep-alive connection per thread, so at 32 requests in flight connections queued behind
+# idle ones and one was dropped unanswered (measured: 1 in 1,000, "Server disconnected").
+THREAD_ARGS = ("--threads", "1", "--threads-batch", "1", "--threads-http", "40")
 
 
 class Replica:
@@ -89,7 +93,7 @@ class Replica:
             raise RuntimeError(
                 f"a server already answers on port {self.port}; stop it "
                 f"(python scripts/local_server.py stop --port {self.port}) or set "
-                "CUSTOMLLM_TEST_REPLICA_PORT to a free range of 9 ports"
+                "CUSTOMLLM_TEST_REPLICA_PORT to the first of 13 free ports"
             )
         self.handle = handle
         return self

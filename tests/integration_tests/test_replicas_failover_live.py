@@ -152,6 +152,22 @@ def _decoded(slot: dict[str, Any]) -> int:
     return int((next_token or {}).get("n_decoded", 0))
 
 
+def test_the_harness_kills_and_restarts_a_replica_on_its_port(
+    chat_replicas: list[Replica],
+) -> None:
+    """What the failover test relies on, without the model: a SIGKILLed replica refuses
+    connections at once, and its restart answers on the same port as a new process."""
+    replica = chat_replicas[2]
+    old_pid = replica.pid
+    assert httpx.get(replica.root + "/health", timeout=10, trust_env=False).status_code == 200
+    replica.kill()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(replica.root + "/health", timeout=10, trust_env=False)
+    replica.restart()
+    assert replica.pid not in (None, old_pid)
+    assert httpx.get(replica.root + "/health", timeout=10, trust_env=False).status_code == 200
+
+
 async def test_killing_a_replica_mid_run_fails_nothing_but_its_streams(
     chat_replicas: list[Replica],
 ) -> None:

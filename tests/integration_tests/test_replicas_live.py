@@ -140,11 +140,14 @@ async def test_the_metadata_names_the_replica_that_answered(
         info = text.generate([PROMPT]).generations[0][0].generation_info or {}
         return str(info.get("replica"))
 
+    def posts(proxy: ForwardingProxy) -> int:  # the calls, not a server detection's GETs
+        return sum(line.startswith("POST ") for line in proxy.requests())
+
     seen = []
     for path in ("invoke", "ainvoke", "stream", "llm") * 3:
-        before = {p.base_url: len(p.requests()) for p in proxies}
+        before = {p.base_url: posts(p) for p in proxies}
         replica = await asyncio.to_thread(call, path)
-        grew = [p.base_url for p in proxies if len(p.requests()) > before[p.base_url]]
+        grew = [p.base_url for p in proxies if posts(p) > before[p.base_url]]
         assert grew == [replica], (path, replica, grew)
         seen.append(replica)
     # Round-robin over three: each model went to every replica.
