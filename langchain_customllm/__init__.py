@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from langchain_customllm._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from langchain_customllm._connection import Endpoint
     from langchain_customllm._exceptions import (
         APIConnectionError,
         APIStatusError,
@@ -30,10 +31,12 @@ if TYPE_CHECKING:
         RequestTimeoutError,
         ResponseError,
         StreamError,
+        StreamInterruptedError,
         StreamTimeoutError,
     )
     from langchain_customllm._framing import StreamEvent
     from langchain_customllm._images import ImageResult
+    from langchain_customllm._replicas import ReplicaStats, ReplicasUnavailableError
     from langchain_customllm._request import request_headers
     from langchain_customllm.chat_models import ChatCustomLLM
     from langchain_customllm.config import load_models
@@ -73,6 +76,7 @@ _LAZY: dict[str, str] = {
             "RequestTimeoutError",
             "ResponseError",
             "StreamError",
+            "StreamInterruptedError",
             "StreamTimeoutError",
         ],
         "_exceptions",
@@ -85,6 +89,9 @@ _LAZY: dict[str, str] = {
     "CustomLLMEmbeddings": "embeddings",
     "CustomImageGenerator": "images",
     "ImageResult": "_images",
+    "Endpoint": "_connection",
+    "ReplicaStats": "_replicas",
+    "ReplicasUnavailableError": "_replicas",
     "load_models": "config",
     **dict.fromkeys(
         ["ChatTemplate", "CustomFormat", "WireFormat", "get_format", "register_format"], "formats"
@@ -112,6 +119,7 @@ __all__ = [
     "CustomLLM",
     "CustomLLMEmbeddings",
     "CustomLLMError",
+    "Endpoint",
     "ImageResult",
     "InternalServerError",
     "ModelUsage",
@@ -120,11 +128,14 @@ __all__ = [
     "Pricing",
     "PricingTable",
     "RateLimitError",
+    "ReplicaStats",
+    "ReplicasUnavailableError",
     "RequestTimeoutError",
     "ResponseError",
     "ServerProfile",
     "StreamError",
     "StreamEvent",
+    "StreamInterruptedError",
     "StreamTimeoutError",
     "UsageTracker",
     "WireFormat",

@@ -221,6 +221,11 @@ class Assembler:
             only=only,
         )
 
+    def answered_by(self, replica: str | None) -> None:
+        """Name the replica that answered in the metadata (models with several)."""
+        if replica is not None:
+            self._metadata["replica"] = replica
+
     def _cost(self) -> Cost | None:
         # The server's name first: it may be a dated snapshot of the requested model.
         return price_answer(self._pricing, self._usage, (self._server_model, self._model))

@@ -157,13 +157,19 @@ class Redactor:
         headers: The request headers (key included); the values of credential headers are
             the secrets, with and without their scheme (``Bearer``).
         secret_headers: More header names whose values are secret.
+        more: The headers of replicas with keys of their own.
     """
 
     __slots__ = ("secrets",)
 
-    def __init__(self, headers: Mapping[str, str], secret_headers: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        headers: Mapping[str, str],
+        secret_headers: Collection[str] = (),
+        more: Collection[Mapping[str, str]] = (),
+    ) -> None:
         found: set[str] = set()
-        for name, value in headers.items():
+        for name, value in (item for each in (headers, *more) for item in each.items()):
             if not is_secret_header(name, secret_headers):
                 continue
             found.add(value)

@@ -3,11 +3,12 @@
 Only I/O lives here, in twins that differ only by ``await``: `send` / `asend` and
 `stream` / `astream`. What they lean on is pure or built elsewhere: the clients and pools
 (`_http.HttpPools`), the headers and the masking of secrets (`_auth`), the retry decisions
-(`_retry`), the reading of a stream body (`_reader.EventReader`) and the error mapping
-(`_exceptions`).
+(`_retry`), which replica gets each attempt (`_replicas.ReplicaSet`), the reading of a
+stream body (`_reader.EventReader`) and the error mapping (`_exceptions`).
 
 Retries (tenacity) cover connecting and the HTTP status; once a stream's body is being
-read, errors are raised, never retried, so no output is ever produced twice.
+read, errors are raised, never retried, so no output is ever produced twice. With several
+replicas, an attempt that failed because of its replica goes to another one at once.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from langchain_customllm._exceptions import (
     request_id_of,
 )
 from langchain_customllm._framing import Framing, StreamEvent
+from langchain_customllm._health import apick, pick
 from langchain_customllm._http import HttpPools
 from langchain_customllm._json import loads
 from langchain_customllm._reader import EventReader, is_not_a_stream
+from langchain_customllm._replicas import Replica, ReplicaSet
 from langchain_customllm._request import (
-    RequestEncoder,
     body_read_error,
     decode_json,
     not_a_stream_error,
@@ -38,6 +40,9 @@ from langchain_customllm._request import (
 )
 from langchain_customllm._retry import aagain, again, apolicy, can_retry, policy
 from langchain_customllm.formats.base import WireRequest
+
+# A stream as opened: the response, its replica, its URL, the seconds it took to open.
+Opened = tuple[httpx.Response, Replica, str, float]
 
 __all__ = ["Answer", "ProviderClient"]
 
@@ -66,7 +71,7 @@ class ProviderClient:
     """Sends requests for one model configuration; sync and async.
 
     Args:
-        encoder: Encodes the requests (URL, body, per-request headers and timeout).
+        replicas: The server or servers to send to (their encoders: URLs, headers).
         pools: The httpx clients to send through.
         redact: Masks this configuration's secrets in errors.
         max_retries: Retries after the first attempt.
@@ -77,14 +82,16 @@ class ProviderClient:
     def __init__(
         self,
         *,
-        encoder: RequestEncoder,
+        replicas: ReplicaSet,
         pools: HttpPools,
         redact: Redactor,
         max_retries: int,
         stream_chunk_timeout: float | None,
     ) -> None:
-        self.encoder = encoder
-        self.base_url = encoder.base_url
+        self.replicas = replicas
+        # The first replica answers the questions asked once (detection, token counts).
+        self.encoder = replicas.primary.encoder
+        self.base_url = self.encoder.base_url
         self.pools = pools
         self.redact = redact
         self.max_retries = max_retries
@@ -105,8 +112,10 @@ class ProviderClient:
                 error_from_response(response.status_code, response.headers, content, describe)
             )
 
-    def _opened(self, response: httpx.Response, info: dict[str, Any] | None) -> str | None:
-        """The stream is open: bound each further read, note the request id."""
+    def _opened(
+        self, response: httpx.Response, replica: Replica, info: dict[str, Any] | None
+    ) -> str | None:
+        """The stream is open: bound each further read, note the request id and replica."""
         # httpcore reads the request's timeout extension when the body is first read, so
         # changing it now bounds the body only, not the time to the first byte (a long
         # prefill is not a stalled stream).
@@ -117,14 +126,19 @@ class ProviderClient:
         request_id = request_id_of(response.headers)
         if info is not None:
             info["request_id"] = request_id
+            self._note(replica, info)
         return request_id
 
-    def _prepare(
-        self, request: WireRequest, *, stream: bool, user: bool
-    ) -> tuple[httpx.URL, str, bytes, dict[str, Any]]:
-        target, url = self.encoder.target(request)
-        content = self.encoder.content(request)
-        return target, url, content, self.encoder.options(request, stream=stream, user=user)
+    def _note(self, replica: Replica, info: dict[str, Any] | None) -> None:
+        if info is not None and self.replicas.many:
+            info["replica"] = replica.base_url
+
+    def _target(
+        self, replica: Replica, request: WireRequest, *, stream: bool, user: bool
+    ) -> tuple[httpx.URL, str, dict[str, Any]]:
+        encoder = replica.encoder
+        target, url = encoder.target(request)
+        return target, url, encoder.options(request, stream=stream, user=user)
 
     def _read_error(self, exc: httpx.HTTPError, url: str) -> CustomLLMError:
         limit = self.stream_chunk_timeout or self.encoder.timeout.read
@@ -133,71 +147,145 @@ class ProviderClient:
     # ----------------------------------------------------------------- retries
 
     def _should_retry(self, error: CustomLLMError) -> bool:
-        return self.max_retries > 0 and can_retry(error)
+        return self.max_retries > 0 and (can_retry(error) or self.replicas.can_fail_over(error))
+
+    def _target_name(self) -> str:
+        extra = len(self.replicas.replicas) - 1
+        return f"{self.base_url} (+{extra} replicas)" if extra else self.base_url
+
+    def _failover(self) -> Callable[[BaseException], bool] | None:
+        return self.replicas.can_fail_over if self.replicas.many else None
 
     def _again(self, failed: CustomLLMError, attempt_once: Callable[[], _T]) -> _T:
-        return again(failed, attempt_once, policy(self.base_url, self.max_retries, self.sleep))
+        retrying = policy(
+            self._target_name(), self.max_retries, self.sleep, failover=self._failover()
+        )
+        try:
+            return again(failed, attempt_once, retrying)
+        except CustomLLMError as error:
+            raise self.replicas.explain(error) from error.__cause__
 
     async def _aagain(
         self, failed: CustomLLMError, attempt_once: Callable[[], Awaitable[_T]]
     ) -> _T:
-        retrying = apolicy(self.base_url, self.max_retries, self.asleep)
-        return await aagain(failed, attempt_once, retrying)
+        retrying = apolicy(
+            self._target_name(), self.max_retries, self.asleep, failover=self._failover()
+        )
+        try:
+            return await aagain(failed, attempt_once, retrying)
+        except CustomLLMError as error:
+            raise self.replicas.explain(error) from error.__cause__
 
     # ----------------------------------------------------------------- I/O twins
 
-    def send(self, request: WireRequest, describe: Describe = None) -> Any:
-        """POST a request and return the decoded JSON answer, retrying per policy."""
+    def send(
+        self, request: WireRequest, describe: Describe = None, info: dict[str, Any] | None = None
+    ) -> Any:
+        """POST a request and return the decoded JSON answer, retrying per policy.
+
+        ``info``, if given, receives the replica that answered (with several).
+        """
         user = self.pools.user_client is not None
-        target, url, content, options = self._prepare(request, stream=False, user=user)
+        content = self.encoder.content(request)
+        replicas = self.replicas
 
         def attempt_once() -> Any:
+            replica = pick(self, request)
+            target, url, options = self._target(replica, request, stream=False, user=user)
+            started = time.monotonic()
             try:
-                # The client of this attempt: close() may have replaced it since the last.
-                client = self.pools.sync()
-                response = client.request(request.method, target, content=content, **options)
-            except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
-                raise send_error(exc, url) from exc
-            self._check(response, response.content, describe)
-            return decode_json(response.content, url)
+                try:
+                    # The client of this attempt: close() may have replaced it since the last.
+                    client = self.pools.sync()
+                    response = client.request(request.method, target, content=content, **options)
+                except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
+                    raise send_error(exc, url) from exc
+                self._check(response, response.content, describe)
+                answer = decode_json(response.content, url)
+            except CustomLLMError as error:
+                replicas.end(replica, error)
+                raise
+            except BaseException:
+                replicas.release(replica)
+                raise
+            replicas.end(replica, latency=time.monotonic() - started)
+            self._note(replica, info)
+            return answer
 
         try:
             return attempt_once()
         except CustomLLMError as error:
             if not self._should_retry(error):
-                raise
+                raise replicas.explain(error) from error.__cause__
             return self._again(error, attempt_once)
 
-    async def asend(self, request: WireRequest, describe: Describe = None) -> Any:
+    async def asend(
+        self, request: WireRequest, describe: Describe = None, info: dict[str, Any] | None = None
+    ) -> Any:
         """Async twin of `send`."""
         user = self.pools.user_async_client is not None
-        target, url, content, options = self._prepare(request, stream=False, user=user)
+        content = self.encoder.content(request)
+        replicas = self.replicas
 
         async def attempt_once() -> Any:
+            replica = await apick(self, request)
+            target, url, options = self._target(replica, request, stream=False, user=user)
+            started = time.monotonic()
             try:
-                client = self.pools.async_()
-                response = await client.request(request.method, target, content=content, **options)
-            except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
-                raise send_error(exc, url) from exc
-            self._check(response, response.content, describe)
-            return decode_json(response.content, url)
+                try:
+                    client = self.pools.async_()
+                    response = await client.request(
+                        request.method, target, content=content, **options
+                    )
+                except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
+                    raise send_error(exc, url) from exc
+                self._check(response, response.content, describe)
+                answer = decode_json(response.content, url)
+            except CustomLLMError as error:
+                replicas.end(replica, error)
+                raise
+            except BaseException:
+                replicas.release(replica)
+                raise
+            replicas.end(replica, latency=time.monotonic() - started)
+            self._note(replica, info)
+            return answer
 
         try:
             return await attempt_once()
         except CustomLLMError as error:
             if not self._should_retry(error):
-                raise
+                raise replicas.explain(error) from error.__cause__
             return await self._aagain(error, attempt_once)
 
     def _once_options(
-        self, request: WireRequest, timeout: float, *, user: bool
+        self, replica: Replica, request: WireRequest, timeout: float, *, user: bool
     ) -> tuple[httpx.URL, str, bytes, dict[str, Any]]:
-        target, url, content, options = self._prepare(request, stream=False, user=user)
+        target, url, options = self._target(replica, request, stream=False, user=user)
         options["timeout"] = httpx.Timeout(timeout)
-        return target, url, content, options
+        return target, url, replica.encoder.content(request), options
+
+    def _once(self, replica: Replica, request: WireRequest, timeout: float) -> Answer:
+        user = self.pools.user_client is not None
+        target, url, content, options = self._once_options(replica, request, timeout, user=user)
+        try:
+            response = self.pools.sync().request(request.method, target, content=content, **options)
+        except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
+            raise send_error(exc, url) from exc
+        return response.status_code, response.headers, _json_or_none(response.content)
+
+    async def _aonce(self, replica: Replica, request: WireRequest, timeout: float) -> Answer:
+        user = self.pools.user_async_client is not None
+        target, url, content, options = self._once_options(replica, request, timeout, user=user)
+        try:
+            client = self.pools.async_()
+            response = await client.request(request.method, target, content=content, **options)
+        except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
+            raise send_error(exc, url) from exc
+        return response.status_code, response.headers, _json_or_none(response.content)
 
     def once(self, request: WireRequest, timeout: float) -> Answer:
-        """Send a request once (no retries, ``timeout`` seconds) and return any answer.
+        """Send a request once to the first replica (no retries, ``timeout`` seconds).
 
         For questions whose failure must not fail the caller (server detection): an error
         status is returned, not raised; only not getting an answer raises.
@@ -205,24 +293,11 @@ class ProviderClient:
         Raises:
             CustomLLMError: When no answer came (connection refused, timeout, ...).
         """
-        user = self.pools.user_client is not None
-        target, url, content, options = self._once_options(request, timeout, user=user)
-        try:
-            response = self.pools.sync().request(request.method, target, content=content, **options)
-        except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
-            raise send_error(exc, url) from exc
-        return response.status_code, response.headers, _json_or_none(response.content)
+        return self._once(self.replicas.primary, request, timeout)
 
     async def aonce(self, request: WireRequest, timeout: float) -> Answer:
         """Async twin of `once`."""
-        user = self.pools.user_async_client is not None
-        target, url, content, options = self._once_options(request, timeout, user=user)
-        try:
-            client = self.pools.async_()
-            response = await client.request(request.method, target, content=content, **options)
-        except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
-            raise send_error(exc, url) from exc
-        return response.status_code, response.headers, _json_or_none(response.content)
+        return await self._aonce(self.replicas.primary, request, timeout)
 
     def stream(
         self,
@@ -235,39 +310,51 @@ class ProviderClient:
 
         Opening the stream (connect + status) is retried; reading it is not. Closing the
         generator (``break``, garbage collection) closes the response and frees the
-        connection. ``info``, if given, receives the ``request_id`` once the stream opens,
-        so errors raised later (by the caller's parsing, too) can name it.
+        connection. ``info``, if given, receives the ``request_id`` (and, with several, the
+        replica) once the stream opens, so errors raised later can name it.
         """
         user = self.pools.user_client is not None
-        target, url, content, options = self._prepare(request, stream=True, user=user)
+        content = self.encoder.content(request)
+        replicas = self.replicas
 
-        def open_once() -> httpx.Response:
+        def open_once() -> Opened:
+            replica = pick(self, request)
+            target, url, options = self._target(replica, request, stream=True, user=user)
+            started = time.monotonic()
             try:
-                client = self.pools.sync()
-                response = client.send(
-                    client.build_request(request.method, target, content=content, **options),
-                    stream=True,
-                )
-            except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
-                raise send_error(exc, url) from exc
-            if response.status_code >= 400:
                 try:
-                    body = response.read()
-                except httpx.HTTPError:
-                    body = b""
-                finally:
-                    response.close()
-                self._check(response, body, describe)
-            return response
+                    client = self.pools.sync()
+                    response = client.send(
+                        client.build_request(request.method, target, content=content, **options),
+                        stream=True,
+                    )
+                except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
+                    raise send_error(exc, url) from exc
+                if response.status_code >= 400:
+                    try:
+                        body = response.read()
+                    except httpx.HTTPError:
+                        body = b""
+                    finally:
+                        response.close()
+                    self._check(response, body, describe)
+            except CustomLLMError as error:
+                replicas.end(replica, error)
+                raise
+            except BaseException:
+                replicas.release(replica)
+                raise
+            return response, replica, url, time.monotonic() - started
 
         try:
-            response = open_once()
+            response, replica, url, latency = open_once()
         except CustomLLMError as error:
             if not self._should_retry(error):
-                raise
-            response = self._again(error, open_once)
-        request_id = self._opened(response, info)
+                raise replicas.explain(error) from error.__cause__
+            response, replica, url, latency = self._again(error, open_once)
+        request_id = self._opened(response, replica, info)
         reader = EventReader(framing, self.stream_chunk_timeout)
+        broken: CustomLLMError | None = None
         try:
             if is_not_a_stream(response.headers, framing):
                 raise self.redact(not_a_stream_error(response.headers, response.read(), url))
@@ -277,11 +364,13 @@ class ProviderClient:
             if reader.unreadable:
                 raise self.redact(not_a_stream_error(response.headers, reader.first_bytes, url))
         except httpx.HTTPError as exc:
-            raise _with_id(self._read_error(exc, url), request_id) from exc
+            broken = self._read_error(exc, url)
+            raise _with_id(broken, request_id) from exc
         except CustomLLMError as error:
             raise _with_id(error, request_id) from error.__cause__
         finally:
             response.close()
+            replicas.end(replica, broken, latency)
 
     async def astream(
         self,
@@ -292,35 +381,47 @@ class ProviderClient:
     ) -> AsyncGenerator[StreamEvent, None]:
         """Async twin of `stream`."""
         user = self.pools.user_async_client is not None
-        target, url, content, options = self._prepare(request, stream=True, user=user)
+        content = self.encoder.content(request)
+        replicas = self.replicas
 
-        async def open_once() -> httpx.Response:
+        async def open_once() -> Opened:
+            replica = await apick(self, request)
+            target, url, options = self._target(replica, request, stream=True, user=user)
+            started = time.monotonic()
             try:
-                client = self.pools.async_()
-                response = await client.send(
-                    client.build_request(request.method, target, content=content, **options),
-                    stream=True,
-                )
-            except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
-                raise send_error(exc, url) from exc
-            if response.status_code >= 400:
                 try:
-                    body = await response.aread()
-                except httpx.HTTPError:
-                    body = b""
-                finally:
-                    await response.aclose()
-                self._check(response, body, describe)
-            return response
+                    client = self.pools.async_()
+                    response = await client.send(
+                        client.build_request(request.method, target, content=content, **options),
+                        stream=True,
+                    )
+                except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
+                    raise send_error(exc, url) from exc
+                if response.status_code >= 400:
+                    try:
+                        body = await response.aread()
+                    except httpx.HTTPError:
+                        body = b""
+                    finally:
+                        await response.aclose()
+                    self._check(response, body, describe)
+            except CustomLLMError as error:
+                replicas.end(replica, error)
+                raise
+            except BaseException:
+                replicas.release(replica)
+                raise
+            return response, replica, url, time.monotonic() - started
 
         try:
-            response = await open_once()
+            response, replica, url, latency = await open_once()
         except CustomLLMError as error:
             if not self._should_retry(error):
-                raise
-            response = await self._aagain(error, open_once)
-        request_id = self._opened(response, info)
+                raise replicas.explain(error) from error.__cause__
+            response, replica, url, latency = await self._aagain(error, open_once)
+        request_id = self._opened(response, replica, info)
         reader = EventReader(framing, self.stream_chunk_timeout)
+        broken: CustomLLMError | None = None
         try:
             if is_not_a_stream(response.headers, framing):
                 raise self.redact(not_a_stream_error(response.headers, await response.aread(), url))
@@ -332,8 +433,10 @@ class ProviderClient:
             if reader.unreadable:
                 raise self.redact(not_a_stream_error(response.headers, reader.first_bytes, url))
         except httpx.HTTPError as exc:
-            raise _with_id(self._read_error(exc, url), request_id) from exc
+            broken = self._read_error(exc, url)
+            raise _with_id(broken, request_id) from exc
         except CustomLLMError as error:
             raise _with_id(error, request_id) from error.__cause__
         finally:
             await response.aclose()
+            replicas.end(replica, broken, latency)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Literal
 
 from langchain_core.language_models import LangSmithParams
+from langchain_core.runnables import ensure_config
 from pydantic import Field
 
 from langchain_customllm._connection import DEFAULT_BASE_URL, ConnectionFields
@@ -14,6 +16,9 @@ from langchain_customllm._params import CALL_KEYS, check_call_values
 from langchain_customllm._runtime import Runtime
 from langchain_customllm.formats.base import GenerationParams, WireFormat
 from langchain_customllm.profiles import adapt_response_format, adapt_tools_and_choice
+
+# The keyword `stream`/`astream` pass the route key to `_stream` with (never sent).
+ROUTE_KWARG = "customllm_route"
 
 __all__ = ["DEFAULT_BASE_URL", "CustomLLMFields"]
 
@@ -105,6 +110,39 @@ class CustomLLMFields(ConnectionFields):
 
     def _resolve_stop(self, stop: list[str] | None) -> list[str] | None:
         return stop if stop is not None else self.stop
+
+    def _route(self, kwargs: dict[str, Any], run_manager: Any) -> str | None:
+        """This call's route key (``sticky_key`` in the run's metadata), taken out of kwargs.
+
+        ``generate`` paths hand us the run manager, which holds the metadata; a chat
+        ``stream`` does not, so `stream`/`astream` pass the key in as a keyword.
+        """
+        route: str | None = kwargs.pop(ROUTE_KWARG, None)
+        if route is None and self.sticky_key is not None and run_manager is not None:
+            value = (run_manager.metadata or {}).get(self.sticky_key)
+            route = None if value is None else str(value)
+        return route
+
+    def _with_route(self, config: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.sticky_key is None:
+            return kwargs
+        # ensure_config copies plain ``configurable`` values into the metadata, as runs do.
+        value = (ensure_config(config).get("metadata") or {}).get(self.sticky_key)
+        return kwargs if value is None else {**kwargs, ROUTE_KWARG: str(value)}
+
+    def stream(
+        self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any
+    ) -> Iterator[Any]:
+        """Stream an answer (see the model classes); ``sticky_key`` routing applies."""
+        routed = self._with_route(config, kwargs)
+        return super().stream(input, config, stop=stop, **routed)  # type: ignore[misc,no-any-return]
+
+    def astream(
+        self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Async twin of `stream`."""
+        routed = self._with_route(config, kwargs)
+        return super().astream(input, config, stop=stop, **routed)  # type: ignore[misc,no-any-return]
 
     def _params(
         self, runtime: Runtime, stop: list[str] | None, kwargs: dict[str, Any]

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
 from langchain_core.load.serializable import SerializedConstructor, SerializedNotImplemented
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import (
+    BaseModel,
     ConfigDict,
     Field,
     SecretStr,
@@ -27,18 +28,72 @@ from typing_extensions import Self
 
 from langchain_customllm._auth import check_header, check_key, mask_headers
 from langchain_customllm._exceptions import ConfigurationError
+from langchain_customllm._health import acheck, check
 from langchain_customllm._http import http_url
-from langchain_customllm._serde import HEADER_SECRETS, fold_header_secrets, write_kwargs
+from langchain_customllm._replicas import ReplicaStats
+from langchain_customllm._serde import (
+    ENDPOINT_SECRETS,
+    HEADER_SECRETS,
+    fold_header_secrets,
+    write_kwargs,
+)
 from langchain_customllm._settings import construct, read_config, select_entry
 from langchain_customllm._value import ModelValue
 from langchain_customllm.formats.base import WireFormat
 from langchain_customllm.pricing import Pricing, PricingTable
 from langchain_customllm.profiles import ServerProfile
 
-__all__ = ["DEFAULT_BASE_URL", "ConnectionFields"]
+__all__ = ["DEFAULT_BASE_URL", "ConnectionFields", "Endpoint"]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8765/v1"
 """The embedded default: the local llama.cpp server that ``make demo`` starts."""
+
+
+def _check_url(value: str, setting: str = "base_url") -> str:
+    url = value.rstrip("/")
+    parsed = http_url(url)
+    if parsed is None:
+        raise ConfigurationError(
+            f"{setting} must be an http:// or https:// URL with a host "
+            "(e.g. http://127.0.0.1:8000/v1)"
+        )
+    if parsed.userinfo:
+        # It would be quoted in every error, log line and trace: not a place for secrets.
+        raise ConfigurationError(
+            f"{setting} holds credentials (user:password@); pass them as api_key or in "
+            "default_headers, which are kept secret"
+        )
+    return url
+
+
+def _distinct(urls: list[str], setting: str) -> list[str]:
+    seen = {u for u in urls if urls.count(u) > 1}
+    if seen:
+        raise ConfigurationError(
+            f"{setting} names {sorted(seen)[0]} twice: list each replica once (give it a "
+            "higher weight in endpoints to send it more)"
+        )
+    return urls
+
+
+class Endpoint(BaseModel):
+    """One replica of a model with settings of its own (an item of ``endpoints``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    """The replica's API root, as ``base_url``."""
+
+    api_key: SecretStr | None = None
+    """Its own key; None uses the model's ``api_key``. Never shown or logged."""
+
+    weight: float = Field(default=1.0, gt=0)
+    """Its share of the requests (more than 0): relative to the others' weights."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        return _check_url(value, "endpoints base_url")
 
 
 class ConnectionFields(ModelValue):
@@ -57,12 +112,33 @@ class ConnectionFields(ModelValue):
     model: str = Field(alias="model_name")
     """Model name sent to the server (``--model_alias`` / ``--served-model-name``)."""
 
-    base_url: str = Field(
+    base_url: str | list[str] = Field(
         default_factory=from_env("CUSTOMLLM_BASE_URL", default=DEFAULT_BASE_URL),
         validate_default=True,
     )
     """API root: the ``/v1`` root for OpenAI-compatible servers. Env ``CUSTOMLLM_BASE_URL``;
-    defaults to the local server that ``make demo`` starts (``http://127.0.0.1:8765/v1``)."""
+    defaults to the local server that ``make demo`` starts (``http://127.0.0.1:8765/v1``).
+    A list of roots is replicas of one model, balanced by ``routing`` (docs/replicas.md)."""
+
+    endpoints: list[Endpoint] | None = None
+    """Replicas with a key or weight of their own, instead of ``base_url`` (give one or the
+    other): ``[{"base_url": ..., "api_key": ..., "weight": 2}]``."""
+
+    routing: Literal["least_busy", "round_robin", "weighted"] = "least_busy"
+    """How replicas share requests: the fewest in flight per unit of weight, in turn, or in
+    proportion to their weights."""
+
+    sticky_key: str | None = None
+    """A key of the run's metadata (``configurable`` values are copied there) whose value
+    keeps calls on one replica while it is healthy, for the server's prefix cache."""
+
+    replica_cooldown: float = Field(default=5.0, gt=0)
+    """Seconds a replica rests after a failure (a 429's ``Retry-After`` instead), doubled on
+    each further one up to max(60, this); then one request tries it again."""
+
+    health_check: str | None = None
+    """A path from the server root (``"/health"``, ``"/v1/models"``) asked before a rested
+    replica rejoins, and by ``check_replicas()``; None lets a request try it."""
 
     api_key: SecretStr | None = Field(
         default_factory=secret_from_env("CUSTOMLLM_API_KEY", default=None)
@@ -136,21 +212,32 @@ class ConnectionFields(ModelValue):
 
     @field_validator("base_url")
     @classmethod
-    def _check_base_url(cls, value: str) -> str:
-        url = value.rstrip("/")
-        parsed = http_url(url)
-        if parsed is None:
+    def _check_base_url(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, str):
+            return _check_url(value)
+        if not value:
+            raise ConfigurationError("base_url is an empty list: give at least one URL")
+        urls = _distinct([_check_url(url) for url in value], "base_url")
+        return urls[0] if len(urls) == 1 else urls
+
+    @field_validator("endpoints")
+    @classmethod
+    def _check_endpoints(cls, value: list[Endpoint] | None) -> list[Endpoint] | None:
+        if value is not None:
+            if not value:
+                raise ConfigurationError("endpoints is an empty list: give at least one")
+            _distinct([e.base_url for e in value], "endpoints")
+        return value
+
+    @field_validator("health_check")
+    @classmethod
+    def _check_health_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
             raise ConfigurationError(
-                "base_url must be an http:// or https:// URL with a host "
-                "(e.g. http://127.0.0.1:8000/v1)"
+                f"health_check must be a path from the server root starting with '/', "
+                f"such as '/health', not {value!r}"
             )
-        if parsed.userinfo:
-            # It would be quoted in every error, log line and trace: not a place for secrets.
-            raise ConfigurationError(
-                "base_url holds credentials (user:password@); pass them as api_key or in "
-                "default_headers, which are kept secret"
-            )
-        return url
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -168,7 +255,38 @@ class ConnectionFields(ModelValue):
     @model_validator(mode="after")
     def _check_key(self) -> Self:
         check_key(self.api_key, self.api_key_header, self.api_key_scheme)
+        for endpoint in self.endpoints or ():
+            check_key(endpoint.api_key, self.api_key_header, self.api_key_scheme)
+        if self.endpoints and "base_url" in self.model_fields_set:
+            raise ConfigurationError(
+                "base_url is a list and endpoints is set: give the replicas one way, either "
+                "base_url=[...] or endpoints=[{'base_url': ...}, ...]"
+            )
         return self
+
+    @property
+    def replica_urls(self) -> list[str]:
+        """Every replica's API root, in order (one for a single ``base_url``)."""
+        if self.endpoints:
+            return [endpoint.base_url for endpoint in self.endpoints]
+        return self.base_url if isinstance(self.base_url, list) else [self.base_url]
+
+    def replica_stats(self) -> list[ReplicaStats]:
+        """Each replica's in-flight requests, errors, latency and health, now."""
+        return self._runtime().client.replicas.stats()
+
+    def check_replicas(self) -> list[ReplicaStats]:
+        """Health-check every replica now (``health_check``, else ``/health``).
+
+        One that answers rejoins at once; one that does not rests. Returns the stats after.
+        """
+        check(self._runtime().client)
+        return self.replica_stats()
+
+    async def acheck_replicas(self) -> list[ReplicaStats]:
+        """Async twin of `check_replicas`."""
+        await acheck(self._runtime().client)
+        return self.replica_stats()
 
     @classmethod
     def is_lc_serializable(cls) -> bool:
@@ -182,7 +300,11 @@ class ConnectionFields(ModelValue):
         Besides ``api_key``, credential-looking ``default_headers`` (gateway keys are often
         passed that way) are written as secret references too (see `_serde`).
         """
-        return {"api_key": "CUSTOMLLM_API_KEY", HEADER_SECRETS: "CUSTOMLLM_HEADER_*"}
+        return {
+            "api_key": "CUSTOMLLM_API_KEY",
+            HEADER_SECRETS: "CUSTOMLLM_HEADER_*",
+            ENDPOINT_SECRETS: "CUSTOMLLM_ENDPOINT_*_API_KEY",
+        }
 
     @field_serializer("default_headers")
     def _mask_headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:

@@ -7,6 +7,7 @@ a matching model error class, ours inherits from it too, so code that catches
     CustomLLMError (ModelError)          status_code, message, body, request_id, partial_text
     ├── ConfigurationError (ValueError)  bad settings, caught before any request is sent
     ├── APIConnectionError (ModelConnectionError)   server unreachable / connection broke
+    │   ├── ReplicasUnavailableError (`_replicas`)    every replica of the model is resting
     │   └── APITimeoutError (ModelTimeoutError)     connect, read, write or pool timeout
     │       └── StreamTimeoutError                  a stream went quiet mid-answer
     ├── APIStatusError                           the server answered with HTTP status >= 400
@@ -22,7 +23,8 @@ a matching model error class, ours inherits from it too, so code that catches
     │   ├── RateLimitError (ModelRateLimitError)               429 (retried)
     │   └── InternalServerError (ModelAPIError)                5xx (retried)
     ├── StreamError                              the server reported an error inside a stream,
-    │                                            or the stream ended before it was complete
+    │   │                                        or the stream ended before it was complete
+    │   └── StreamInterruptedError (also an APIConnectionError)  the connection broke mid-stream
     └── ResponseError                            a 2xx answer we cannot understand (not JSON,
                                                  not the shape the wire format expects)
 
@@ -71,6 +73,7 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseError",
     "StreamError",
+    "StreamInterruptedError",
     "StreamTimeoutError",
     "error_from_httpx",
     "error_from_response",
@@ -218,6 +221,10 @@ class InternalServerError(APIStatusError, ModelAPIError):
 
 class StreamError(CustomLLMError):
     """The server reported an error inside a stream, or the stream ended incomplete."""
+
+
+class StreamInterruptedError(StreamError, APIConnectionError):
+    """The connection broke mid-stream (the server died or reset it); never re-sent."""
 
 
 class ResponseError(CustomLLMError):

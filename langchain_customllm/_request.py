@@ -21,6 +21,7 @@ from langchain_customllm._exceptions import (
     APIConnectionError,
     CustomLLMError,
     ResponseError,
+    StreamInterruptedError,
     StreamTimeoutError,
     decode_body,
     error_detail,
@@ -93,14 +94,24 @@ class RequestEncoder:
         headers: The headers every request carries (already on the clients we own; sent
             per request through a client the user passed in, which knows nothing of them).
         timeout: The timeouts of every request (likewise).
+        override: The headers differ from those on our clients (a replica with a key of
+            its own): send them with every request, as for a user's client.
     """
 
-    __slots__ = ("_targets", "base_url", "headers", "timeout")
+    __slots__ = ("_targets", "base_url", "headers", "override", "timeout")
 
-    def __init__(self, base_url: str, headers: dict[str, str], timeout: httpx.Timeout) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: httpx.Timeout,
+        *,
+        override: bool = False,
+    ) -> None:
         self.base_url = base_url
         self.headers = headers
         self.timeout = timeout
+        self.override = override
         self._targets: dict[str, tuple[httpx.URL, str]] = {}
 
     def target(self, request: WireRequest) -> tuple[httpx.URL, str]:
@@ -118,9 +129,10 @@ class RequestEncoder:
         """Per-request ``headers``/``timeout`` for ``build_request``: only what differs."""
         options: dict[str, Any] = {}
         call = _CALL_HEADERS.get()
-        if user:
+        if user or self.override:
             headers = {**self.headers, **(call or {}), **request.headers}
-            options["timeout"] = self.timeout
+            if user:
+                options["timeout"] = self.timeout
         elif request.headers or stream or call:
             headers = {**call, **request.headers} if call else dict(request.headers)
         else:
@@ -186,7 +198,8 @@ def body_read_error(exc: httpx.HTTPError, url: str, limit: float | None) -> Cust
             "text received so far is in `partial_text`; raise stream_chunk_timeout if the "
             "server is just slow"
         )
-    return error_from_httpx(exc, url)
+    broken = error_from_httpx(exc, url)
+    return StreamInterruptedError(broken.message) if type(broken) is APIConnectionError else broken
 
 
 def send_error(

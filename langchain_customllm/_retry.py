@@ -131,10 +131,17 @@ def can_retry(error: BaseException) -> bool:
 _logger = logging.getLogger("langchain_customllm")
 
 
-def _waiter(target: str, max_retries: int) -> Callable[[RetryCallState], float]:
+# With several replicas: whether a failed attempt can go to another replica at once.
+FailOver = Callable[[BaseException], bool] | None
+
+
+def _waiter(target: str, max_retries: int, failover: FailOver) -> Callable[[RetryCallState], float]:
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        delay = (retry_delay_for(exc, state.attempt_number - 1) if exc else None) or 0.0
+        if exc is not None and failover is not None and failover(exc):
+            delay = 0.0  # another replica is ready: no reason to wait
+        else:
+            delay = (retry_delay_for(exc, state.attempt_number - 1) if exc else None) or 0.0
         _logger.info(
             "Retrying request to %s in %.2f s after %s (attempt %d of %d)",
             target,
@@ -148,37 +155,47 @@ def _waiter(target: str, max_retries: int) -> Callable[[RetryCallState], float]:
     return wait
 
 
-def _policy(target: str, max_retries: int) -> dict[str, Any]:
+def _policy(target: str, max_retries: int, failover: FailOver) -> dict[str, Any]:
     from tenacity import retry_if_exception, stop_after_attempt
+
+    def worth_it(error: BaseException) -> bool:
+        return can_retry(error) or (failover is not None and failover(error))
 
     return {
         "stop": stop_after_attempt(max_retries + 1),
-        "wait": _waiter(target, max_retries),
-        "retry": retry_if_exception(can_retry),
+        "wait": _waiter(target, max_retries, failover),
+        "retry": retry_if_exception(worth_it),
         "reraise": True,
     }
 
 
-def policy(target: str, max_retries: int, sleep: Callable[[float], None]) -> Retrying:
+def policy(
+    target: str, max_retries: int, sleep: Callable[[float], None], failover: FailOver = None
+) -> Retrying:
     """The tenacity policy for one request: our decisions, delays and log line.
 
     Args:
         target: What the log line names (the base URL; never a header).
         max_retries: Retries after the first attempt.
         sleep: How to wait (tests record instead of sleeping).
+        failover: With several replicas, whether an error can be retried at once on
+            another one (then it is, without waiting, whatever its own policy says).
     """
     from tenacity import Retrying
 
-    return Retrying(sleep=sleep, **_policy(target, max_retries))
+    return Retrying(sleep=sleep, **_policy(target, max_retries, failover))
 
 
 def apolicy(
-    target: str, max_retries: int, sleep: Callable[[float], Awaitable[None]]
+    target: str,
+    max_retries: int,
+    sleep: Callable[[float], Awaitable[None]],
+    failover: FailOver = None,
 ) -> AsyncRetrying:
     """Async twin of `policy`."""
     from tenacity import AsyncRetrying
 
-    return AsyncRetrying(sleep=sleep, **_policy(target, max_retries))
+    return AsyncRetrying(sleep=sleep, **_policy(target, max_retries, failover))
 
 
 def again(failed: BaseException, attempt_once: Callable[[], _T], retrying: Retrying) -> _T:

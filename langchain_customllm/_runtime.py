@@ -26,6 +26,7 @@ from langchain_customllm._client import ProviderClient
 from langchain_customllm._detect import Detector
 from langchain_customllm._exceptions import ConfigurationError
 from langchain_customllm._http import HttpPools, tls_context
+from langchain_customllm._replicas import Replica, ReplicaSet
 from langchain_customllm._request import RequestEncoder
 from langchain_customllm.formats.base import WireFormat, get_format
 from langchain_customllm.formats.ollama import configured_context
@@ -41,7 +42,11 @@ class RuntimeSettings(Protocol):
     """The settings a runtime is built from (the model classes' fields of those names)."""
 
     model: str
-    base_url: str
+    base_url: str | list[str]
+    endpoints: list[Any] | None
+    routing: str
+    replica_cooldown: float
+    health_check: str | None
     api_key: SecretStr | None
     api_key_header: str
     api_key_scheme: str | None
@@ -67,6 +72,28 @@ def _resolving(setting: str, resolve: Callable[..., _T], *values: Any) -> _T:
     except ConfigurationError as exc:
         exc.setting = exc.setting or setting
         raise
+
+
+def _replicas(
+    model: RuntimeSettings, headers: dict[str, str], timeout: httpx.Timeout
+) -> ReplicaSet:
+    """The model's server or servers, each with its URL, headers and weight."""
+    if model.endpoints:
+        specs = [(e.base_url, e.api_key, e.weight) for e in model.endpoints]
+    else:
+        urls = model.base_url if isinstance(model.base_url, list) else [model.base_url]
+        specs = [(url, None, 1.0) for url in urls]
+    replicas = []
+    for url, key, weight in specs:
+        own = headers
+        if key is not None:  # its own key: sent with each of its requests, over the pool's
+            own = build_headers(
+                key, model.api_key_header, model.api_key_scheme, model.default_headers
+            )
+        warn_if_cleartext(url, key or model.api_key)
+        encoder = RequestEncoder(url, own, timeout, override=own is not headers)
+        replicas.append(Replica(encoder, weight))
+    return ReplicaSet(replicas, model.routing, model.replica_cooldown, model.health_check)
 
 
 class Runtime:
@@ -128,8 +155,9 @@ class Runtime:
         headers = build_headers(
             model.api_key, model.api_key_header, model.api_key_scheme, model.default_headers
         )
-        warn_if_cleartext(model.base_url, model.api_key)
         timeout = httpx.Timeout(model.timeout)
+        replicas = _replicas(model, headers, timeout)
+        base_url = replicas.primary.base_url
         pools = HttpPools(
             headers=headers,
             timeout=timeout,
@@ -139,9 +167,11 @@ class Runtime:
             http_async_client=model.http_async_client,
         )
         client = ProviderClient(
-            encoder=RequestEncoder(model.base_url, headers, timeout),
+            replicas=replicas,
             pools=pools,
-            redact=Redactor(headers, model.secret_headers),
+            redact=Redactor(
+                headers, model.secret_headers, [r.encoder.headers for r in replicas.replicas]
+            ),
             max_retries=model.max_retries,
             # Embedding models never stream, and have no such setting.
             stream_chunk_timeout=getattr(model, "stream_chunk_timeout", None),
@@ -154,13 +184,13 @@ class Runtime:
         # server_profile means "ask nothing": its context_window, if any, is the one.
         detector = None
         if model.server_profile is None and wire.name == "openai":
-            detector = Detector(model.base_url, model.model, model.timeout)
+            detector = Detector(base_url, model.model, model.timeout)
         elif wire.name == "ollama" and model.server_profile is None:
             num_ctx = configured_context(model.extra_body)
             if num_ctx is not None:
                 profile = replace(profile, context_window=num_ctx)
             else:
-                detector = Detector(model.base_url, model.model, model.timeout, base=profile)
+                detector = Detector(base_url, model.model, model.timeout, base=profile)
         return cls(wire, profile, pricing, client, detector)
 
     def close(self) -> None:

@@ -103,7 +103,9 @@ def complete(
     client, fmt = runtime.client, runtime.wire
     check_fits(runtime, prompt)
     try:
-        body = client.send(request, fmt.error_message)
+        info: dict[str, Any] = {}
+        body = client.send(request, fmt.error_message, info)
+        assembler.answered_by(info.get("replica"))
         piece = assembler.whole(parse_response_safely(fmt, body, chat=chat))
     except CustomLLMError as error:
         raise client.redact(error) from error.__cause__
@@ -122,7 +124,9 @@ async def acomplete(
     client, fmt = runtime.client, runtime.wire
     await acheck_fits(runtime, prompt)
     try:
-        body = await client.asend(request, fmt.error_message)
+        info: dict[str, Any] = {}
+        body = await client.asend(request, fmt.error_message, info)
+        assembler.answered_by(info.get("replica"))
         piece = assembler.whole(parse_response_safely(fmt, body, chat=chat))
     except CustomLLMError as error:
         raise client.redact(error) from error.__cause__
@@ -158,6 +162,7 @@ def iter_pieces(
             piece = run.step(event)
             if piece is not None:
                 yield piece
+        assembler.answered_by(run.info.get("replica"))
         final = assembler.finish()
     except CustomLLMError as error:
         raise client.redact(run.explain(error)) from error.__cause__
@@ -191,6 +196,7 @@ async def aiter_pieces(
             piece = run.step(event)
             if piece is not None:
                 yield piece
+        assembler.answered_by(run.info.get("replica"))
         final = assembler.finish()
     except CustomLLMError as error:
         raise client.redact(run.explain(error)) from error.__cause__

@@ -44,6 +44,7 @@ from langchain_customllm._exceptions import (
     CustomLLMError,
     ResponseError,
 )
+from langchain_customllm._replicas import Replica, ReplicaSet
 from langchain_customllm._request import RequestEncoder, server_root
 from langchain_customllm._runtime import Runtime
 from langchain_customllm._text import excerpt
@@ -216,10 +217,15 @@ class TokenCounter:
         self._root = server_root(encoder.base_url)
         # No retries: a count that fails falls back to an estimate at once, rather than
         # sending a retry storm at a server that may simply lack the endpoint.
+        # The first replica counts for all: they serve the same model.
+        short = _ShortEncoder(
+            encoder.base_url,
+            encoder.headers,
+            httpx.Timeout(TOKENIZE_TIMEOUT),
+            override=encoder.override,
+        )
         self._client = ProviderClient(
-            encoder=_ShortEncoder(
-                encoder.base_url, encoder.headers, httpx.Timeout(TOKENIZE_TIMEOUT)
-            ),
+            replicas=ReplicaSet([Replica(short)]),
             pools=model_client.pools,
             redact=model_client.redact,
             max_retries=0,

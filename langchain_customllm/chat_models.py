@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from langchain_core.callbacks import (
@@ -192,6 +193,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         kwargs: dict[str, Any],
         *,
         stream: bool,
+        run_manager: Any = None,
     ) -> _Prepared:
         """Build the request, and say how to send it and what to check in the answer."""
         if not messages:
@@ -200,6 +202,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
                 "answer up from nothing; pass at least one message"
             )
         runtime = self._runtime()
+        route = self._route(kwargs, run_manager)
         params, include_stop = self._params(runtime, stop, kwargs)
         profile = runtime.profile
         # Looked for only where some image would be refused (a scan of every message).
@@ -226,6 +229,8 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
             and not profile.tool_stream_auto
         )
         request = runtime.wire.chat_request(messages, params, stream=stream and not whole)
+        if route is not None:
+            request = replace(request, route=route)
         assembler = Assembler(
             self._resolve_stop(stop),
             include_stop,
@@ -310,7 +315,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
         self._ready()  # detect the server family at the first call (see `_detect`)
-        call = self._prepare(messages, stop, kwargs, stream=False)
+        call = self._prepare(messages, stop, kwargs, stream=False, run_manager=run_manager)
         piece = complete(call.runtime, call.request, call.assembler, chat=True, prompt=call.prompt)
         call.check_tool_called(bool(piece.tool_calls))
         return self._result(piece)
@@ -325,7 +330,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         if self.streaming:
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
         await self._aready()  # detect the server family at the first call (see `_detect`)
-        call = self._prepare(messages, stop, kwargs, stream=False)
+        call = self._prepare(messages, stop, kwargs, stream=False, run_manager=run_manager)
         piece = await acomplete(
             call.runtime, call.request, call.assembler, chat=True, prompt=call.prompt
         )
@@ -340,7 +345,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         self._ready()  # detect the server family at the first call (see `_detect`)
-        call = self._prepare(messages, stop, kwargs, stream=True)
+        call = self._prepare(messages, stop, kwargs, stream=True, run_manager=run_manager)
         called = False
         for piece in iter_pieces(
             call.runtime,
@@ -367,7 +372,7 @@ class ChatCustomLLM(CustomLLMFields, BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         await self._aready()  # detect the server family at the first call (see `_detect`)
-        call = self._prepare(messages, stop, kwargs, stream=True)
+        call = self._prepare(messages, stop, kwargs, stream=True, run_manager=run_manager)
         called = False
         async for piece in aiter_pieces(
             call.runtime,

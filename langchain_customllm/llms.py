@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -72,11 +73,20 @@ class CustomLLM(CustomLLMFields, LLM):
     # ------------------------------------------------------------------ pure helpers
 
     def _prepare(
-        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool
+        self,
+        prompt: str,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        *,
+        stream: bool,
+        run_manager: Any = None,
     ) -> tuple[Runtime, WireRequest, Assembler, Prompt]:
         runtime = self._runtime()
+        route = self._route(kwargs, run_manager)
         params, include_stop = self._params(runtime, stop, kwargs)
         request = runtime.wire.completion_request(prompt, params, stream=stream)
+        if route is not None:
+            request = replace(request, route=route)
         return (
             runtime,
             request,
@@ -138,16 +148,22 @@ class CustomLLM(CustomLLMFields, LLM):
             llm_output["cost"] = cost
         return LLMResult(generations=[[g] for g in generations], llm_output=llm_output)
 
-    def _complete(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Piece:
+    def _complete(
+        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], run_manager: Any
+    ) -> Piece:
         self._ready()  # detect the server family at the first call (see `_detect`)
-        runtime, request, assembler, counted = self._prepare(prompt, stop, kwargs, stream=False)
+        runtime, request, assembler, counted = self._prepare(
+            prompt, stop, kwargs, stream=False, run_manager=run_manager
+        )
         return complete(runtime, request, assembler, chat=False, prompt=counted)
 
     async def _acomplete(
-        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]
+        self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any], run_manager: Any
     ) -> Piece:
         await self._aready()
-        runtime, request, assembler, counted = self._prepare(prompt, stop, kwargs, stream=False)
+        runtime, request, assembler, counted = self._prepare(
+            prompt, stop, kwargs, stream=False, run_manager=run_manager
+        )
         return await acomplete(runtime, request, assembler, chat=False, prompt=counted)
 
     # ------------------------------------------------------------------ I/O shells
@@ -159,7 +175,7 @@ class CustomLLM(CustomLLMFields, LLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> str:
-        return self._complete(prompt, stop, kwargs).text
+        return self._complete(prompt, stop, kwargs, run_manager).text
 
     async def _acall(
         self,
@@ -168,7 +184,7 @@ class CustomLLM(CustomLLMFields, LLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> str:
-        return (await self._acomplete(prompt, stop, kwargs)).text
+        return (await self._acomplete(prompt, stop, kwargs, run_manager)).text
 
     def _generate(
         self,
@@ -180,7 +196,7 @@ class CustomLLM(CustomLLMFields, LLM):
         def one(prompt: str) -> Generation:
             if self.streaming:
                 return self._merge_chunks(list(self._stream(prompt, stop, run_manager, **kwargs)))
-            return self._generation(self._complete(prompt, stop, kwargs))
+            return self._generation(self._complete(prompt, stop, kwargs, run_manager))
 
         # batch() hands us all its prompts at once: send them side by side, not in turn
         # (the pooled client is thread-safe; core already caps the batch at max_concurrency).
@@ -202,7 +218,7 @@ class CustomLLM(CustomLLMFields, LLM):
             if self.streaming:
                 chunks = [c async for c in self._astream(prompt, stop, run_manager, **kwargs)]
                 return self._merge_chunks(chunks)
-            return self._generation(await self._acomplete(prompt, stop, kwargs))
+            return self._generation(await self._acomplete(prompt, stop, kwargs, run_manager))
 
         # abatch() hands us all its prompts at once: they go out concurrently.
         generations = list(await asyncio.gather(*(one(prompt) for prompt in prompts)))
@@ -216,7 +232,9 @@ class CustomLLM(CustomLLMFields, LLM):
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
         self._ready()
-        runtime, request, assembler, counted = self._prepare(prompt, stop, kwargs, stream=True)
+        runtime, request, assembler, counted = self._prepare(
+            prompt, stop, kwargs, stream=True, run_manager=run_manager
+        )
         for piece in iter_pieces(runtime, request, assembler, chat=False, prompt=counted):
             chunk = piece_to_generation_chunk(piece)
             # langchain-core does not fire the token callback for LLMs: do it before yielding.
@@ -232,7 +250,9 @@ class CustomLLM(CustomLLMFields, LLM):
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
         await self._aready()
-        runtime, request, assembler, counted = self._prepare(prompt, stop, kwargs, stream=True)
+        runtime, request, assembler, counted = self._prepare(
+            prompt, stop, kwargs, stream=True, run_manager=run_manager
+        )
         async for piece in aiter_pieces(runtime, request, assembler, chat=False, prompt=counted):
             chunk = piece_to_generation_chunk(piece)
             if run_manager is not None:

@@ -73,6 +73,8 @@ class WireRequest:
             by the client).
         root: The path is relative to the server's root, not to ``base_url``: llama.cpp's
             ``/tokenize`` and ``/props`` sit beside its ``/v1``, not under it.
+        route: With several replicas, requests with the same route key go to the same one
+            while it is healthy (the model's ``sticky_key``); None routes by load.
     """
 
     path: str
@@ -80,6 +82,7 @@ class WireRequest:
     method: str = "POST"
     headers: dict[str, str] = field(default_factory=dict)
     root: bool = False
+    route: str | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from langchain_customllm._exceptions import (
     StreamError,
 )
 from langchain_customllm._json import dumps
+from langchain_customllm._replicas import ReplicasUnavailableError
 
 __all__ = ["GatewayError", "gateway_error"]
 
@@ -89,7 +90,7 @@ class GatewayError(Exception):
         return dumps(self.payload())
 
 
-def _retry_after(exc: APIStatusError) -> dict[str, str]:
+def _retry_after(exc: APIStatusError | ReplicasUnavailableError) -> dict[str, str]:
     if exc.retry_after is None:
         return {}
     # Retry-After is whole seconds (RFC 9110); never round a wait down to "now".
@@ -156,6 +157,14 @@ def gateway_error(exc: BaseException, model: str | None = None) -> GatewayError:
             code="backend_configuration",
         )
     if isinstance(exc, APIStatusError) and exc.status_code == 503:
+        return GatewayError(
+            503,
+            f"{_backend(model)} is unavailable: {text}",
+            type="server_error",
+            code="backend_unavailable",
+            headers=_retry_after(exc),
+        )
+    if isinstance(exc, ReplicasUnavailableError):
         return GatewayError(
             503,
             f"{_backend(model)} is unavailable: {text}",
