@@ -30,7 +30,12 @@ from typing import Any
 import httpx
 import pytest
 
-from langchain_customllm import ChatCustomLLM, ReplicasUnavailableError, StreamError
+from langchain_customllm import (
+    ChatCustomLLM,
+    ReplicasUnavailableError,
+    StreamError,
+    StreamInterruptedError,
+)
 from tests.integration_tests._replica_fixtures import REPLICA_PORT, Replica, stats_by_url
 from tests.integration_tests.conftest import MODEL
 
@@ -251,7 +256,9 @@ async def test_killing_a_replica_mid_run_fails_nothing_but_its_streams(
     assert all(isinstance(o.error, StreamError) for o in cut), [repr(o.error) for o in cut]
     cut_errors = [o.error for o in cut if isinstance(o.error, StreamError)]
     assert cut_errors, "the victim was generating a stream, and no stream was cut"
-    # Cut after output began: the text so far comes with the error; never re-sent.
+    # Cut after output began: the text so far comes with the error; never re-sent. A broken
+    # connection says so by its type (a StreamError and an APIConnectionError).
+    assert all(isinstance(e, StreamInterruptedError) for e in cut_errors), cut_errors
     assert all(e.partial_text for e in cut_errors), [e.partial_text for e in cut_errors]
     assert all(o.chunks >= 1 for o in cut)
     # Nothing answered by the victim while it cooled.
