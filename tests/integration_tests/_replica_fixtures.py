@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,24 @@ def proxies(chat_replicas: list[Replica]) -> Iterator[list[ForwardingProxy]]:
             stack.enter_context(ForwardingProxy(replica.port, port))
             for replica, port in zip(chat_replicas, PROXY_PORTS, strict=True)
         ]
+
+
+@pytest.fixture
+async def closing() -> AsyncIterator[Callable[[Any], Any]]:
+    """``closing(model)`` returns ``model`` and closes it after the test.
+
+    Its pooled connections, sync and the test loop's, would otherwise be left to the garbage
+    collector (a ResourceWarning in a later test).
+    """
+    models: list[Any] = []
+
+    def keep(model: Any) -> Any:
+        models.append(model)
+        return model
+
+    yield keep
+    for model in models:
+        await model.aclose()
 
 
 def stats_by_url(model: Any) -> dict[str, Any]:

@@ -182,6 +182,7 @@ def litellm_embeddings_url() -> Iterator[str]:
 # ------------------------------------------------------ replicas (issue 18), the gateway (serve)
 from tests.integration_tests._replica_fixtures import (  # noqa: E402, F401
     chat_replicas,
+    closing,
     embeddings_replicas,
     proxies,
 )

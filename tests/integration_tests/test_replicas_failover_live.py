@@ -174,15 +174,17 @@ def test_the_harness_kills_and_restarts_a_replica_on_its_port(
 
 
 async def test_killing_a_replica_mid_run_fails_nothing_but_its_streams(
-    chat_replicas: list[Replica],
+    chat_replicas: list[Replica], closing: Callable[[Any], Any]
 ) -> None:
     victim = chat_replicas[1]
-    model = ChatCustomLLM(
-        model=MODEL,
-        base_url=[r.base_url for r in chat_replicas],
-        replica_cooldown=COOLDOWN,
-        max_tokens=2,
-        temperature=0,
+    model = closing(
+        ChatCustomLLM(
+            model=MODEL,
+            base_url=[r.base_url for r in chat_replicas],
+            replica_cooldown=COOLDOWN,
+            max_tokens=2,
+            temperature=0,
+        )
     )
     others = [r.base_url for r in chat_replicas if r is not victim]
     load = Load(model)
@@ -278,10 +280,10 @@ async def test_killing_a_replica_mid_run_fails_nothing_but_its_streams(
 
 
 async def test_every_replica_down_is_one_error_naming_each(
-    chat_replicas: list[Replica],
+    chat_replicas: list[Replica], closing: Callable[[Any], Any]
 ) -> None:
     dead = [f"http://127.0.0.1:{port}/v1" for port in DEAD_PORTS]
-    model = ChatCustomLLM(model=MODEL, base_url=dead, max_tokens=1, max_retries=1)
+    model = closing(ChatCustomLLM(model=MODEL, base_url=dead, max_tokens=1, max_retries=1))
     with pytest.raises(ReplicasUnavailableError) as info:
         await model.ainvoke(PROMPT)
     assert set(info.value.failures) == set(dead)
@@ -292,14 +294,14 @@ async def test_every_replica_down_is_one_error_naming_each(
 
 def test_active_health_checks_find_the_dead_replica(chat_replicas: list[Replica]) -> None:
     live, dead = chat_replicas[0].base_url, f"http://127.0.0.1:{DEAD_PORTS[0]}/v1"
-    model = ChatCustomLLM(model=MODEL, base_url=[live, dead], health_check="/health")
-    model.check_replicas()
-    stats = stats_by_url(model)
-    assert stats[live].available
-    assert not stats[dead].available
-    assert stats[dead].last_error
-    # Requests now go to the live one only, without a failed attempt first.
-    for _ in range(4):
-        answer = model.invoke(PROMPT, max_tokens=1)
-        assert answer.response_metadata["replica"] == live
-    assert stats_by_url(model)[dead].requests == 0
+    with ChatCustomLLM(model=MODEL, base_url=[live, dead], health_check="/health") as model:
+        model.check_replicas()
+        stats = stats_by_url(model)
+        assert stats[live].available
+        assert not stats[dead].available
+        assert stats[dead].last_error
+        # Requests now go to the live one only, without a failed attempt first.
+        for _ in range(4):
+            answer = model.invoke(PROMPT, max_tokens=1)
+            assert answer.response_metadata["replica"] == live
+        assert stats_by_url(model)[dead].requests == 0

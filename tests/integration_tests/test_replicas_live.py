@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +71,9 @@ async def _run(model: ChatCustomLLM, total: int, in_flight: int) -> list[Any]:
 
 
 async def test_round_robin_spreads_1000_requests_evenly(
-    proxies: list[ForwardingProxy],
+    proxies: list[ForwardingProxy], closing: Callable[[Any], Any]
 ) -> None:
-    model = _chat(proxies, routing="round_robin")
+    model = closing(_chat(proxies, routing="round_robin"))
     results = await _run(model, total=1000, in_flight=32)
 
     answered = Counter(r.response_metadata["replica"] for r in results)
@@ -90,7 +90,7 @@ async def test_round_robin_spreads_1000_requests_evenly(
 
 
 async def test_least_busy_sends_most_work_to_the_faster_replicas(
-    proxies: list[ForwardingProxy],
+    proxies: list[ForwardingProxy], closing: Callable[[Any], Any]
 ) -> None:
     # Every request to the third replica waits 500 ms in its proxy: it stays in flight longer,
     # so least-busy routing (the default) finds it busy more often and sends it less. At 6 in
@@ -99,7 +99,7 @@ async def test_least_busy_sends_most_work_to_the_faster_replicas(
     # flight and +300 ms the slow one still got 25 %, against a third for round-robin).
     slow = proxies[2]
     slow.delay = 0.5
-    model = _chat(proxies)
+    model = closing(_chat(proxies))
     await _run(model, total=240, in_flight=6)
 
     served = _served(proxies)
@@ -121,10 +121,10 @@ async def test_least_busy_sends_most_work_to_the_faster_replicas(
 
 
 async def test_the_metadata_names_the_replica_that_answered(
-    proxies: list[ForwardingProxy],
+    proxies: list[ForwardingProxy], closing: Callable[[Any], Any]
 ) -> None:
     """On every path, the replica in the answer is the server whose proxy saw the request."""
-    chat = _chat(proxies, routing="round_robin")
+    chat = closing(_chat(proxies, routing="round_robin"))
     text = CustomLLM(
         model=MODEL,
         base_url=[p.base_url for p in proxies],
@@ -132,12 +132,11 @@ async def test_the_metadata_names_the_replica_that_answered(
         max_tokens=1,
         max_retries=0,
     )
+    closing(text)
 
     def call(path: str) -> str:
         if path == "invoke":
             return str(chat.invoke(PROMPT).response_metadata["replica"])
-        if path == "ainvoke":
-            return str(asyncio.run(chat.ainvoke(PROMPT)).response_metadata["replica"])
         if path == "stream":
             return str(merge(list(chat.stream(PROMPT))).response_metadata["replica"])
         info = text.generate([PROMPT]).generations[0][0].generation_info or {}
@@ -149,7 +148,10 @@ async def test_the_metadata_names_the_replica_that_answered(
     seen = []
     for path in ("invoke", "ainvoke", "stream", "llm") * 3:
         before = {p.base_url: posts(p) for p in proxies}
-        replica = await asyncio.to_thread(call, path)
+        if path == "ainvoke":
+            replica = str((await chat.ainvoke(PROMPT)).response_metadata["replica"])
+        else:
+            replica = await asyncio.to_thread(call, path)
         grew = [p.base_url for p in proxies if posts(p) > before[p.base_url]]
         assert grew == [replica], (path, replica, grew)
         seen.append(replica)
@@ -158,9 +160,9 @@ async def test_the_metadata_names_the_replica_that_answered(
 
 
 async def test_a_sticky_key_keeps_a_session_on_one_replica(
-    proxies: list[ForwardingProxy],
+    proxies: list[ForwardingProxy], closing: Callable[[Any], Any]
 ) -> None:
-    model = _chat(proxies, sticky_key="session")
+    model = closing(_chat(proxies, sticky_key="session"))
     abc = {"metadata": {"session": "abc"}}
     answers = await asyncio.gather(*(model.ainvoke(PROMPT, config=abc) for _ in range(12)))
     replicas = {a.response_metadata["replica"] for a in answers}
@@ -181,10 +183,10 @@ async def test_a_sticky_key_keeps_a_session_on_one_replica(
     "metadata (only to LangSmith's), so a sticky key given there is not seen (core side)",
 )
 async def test_a_sticky_key_in_configurable_routes_like_metadata(
-    proxies: list[ForwardingProxy],
+    proxies: list[ForwardingProxy], closing: Callable[[Any], Any]
 ) -> None:
     """The spec: "LangChain copies `configurable` values there too" (into the metadata)."""
-    model = _chat(proxies, sticky_key="session")
+    model = closing(_chat(proxies, sticky_key="session"))
     for path in ("ainvoke", "astream"):
         homes = set()
         for value in ("abc", "def", "ghi"):
@@ -198,16 +200,20 @@ async def test_a_sticky_key_in_configurable_routes_like_metadata(
             homes.add(answer.response_metadata["replica"])
 
 
-async def test_embeddings_spread_across_replicas(embeddings_replicas: list[Replica]) -> None:
+async def test_embeddings_spread_across_replicas(
+    embeddings_replicas: list[Replica], closing: Callable[[Any], Any]
+) -> None:
     with (
         ForwardingProxy(embeddings_replicas[0].port, EMBEDDINGS_PROXY_PORTS[0]) as first,
         ForwardingProxy(embeddings_replicas[1].port, EMBEDDINGS_PROXY_PORTS[1]) as second,
     ):
-        embedder = CustomLLMEmbeddings(
-            model=MODEL,
-            base_url=[first.base_url, second.base_url],
-            routing="round_robin",
-            max_retries=0,
+        embedder = closing(
+            CustomLLMEmbeddings(
+                model=MODEL,
+                base_url=[first.base_url, second.base_url],
+                routing="round_robin",
+                max_retries=0,
+            )
         )
         texts = [f"Sentence number {i} about cats." for i in range(20)]
         vectors = await asyncio.gather(*(embedder.aembed_query(t) for t in texts))
