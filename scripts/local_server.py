@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -190,18 +191,22 @@ def _check_template(chat_template_file: Path | str | None) -> Path | None:
 
 
 def _server_command(
-    port: int, chat_template: Path | None, *, embeddings: bool = False
+    port: int,
+    chat_template: Path | None,
+    *,
+    embeddings: bool = False,
+    extra_args: tuple[str, ...] = (),
 ) -> list[str]:
     cmd = [str(server_binary()), "-m", str(get_paths().model), "--alias", MODEL_ALIAS]
     if embeddings:  # no chat: no template, one slot
         cmd += ["-c", str(CONTEXT_SIZE), *EMBEDDINGS_OPTIONS]
-        return [*cmd, "--host", HOST, "--port", str(port)]
+        return [*cmd, *extra_args, "--host", HOST, "--port", str(port)]
     # --jinja: render the chat template with the Jinja engine, the one that knows tools.
     cmd += ["--jinja"]
     if chat_template is not None:
         cmd += ["--chat-template-file", str(chat_template)]
     cmd += ["-c", str(CONTEXT_SIZE), "-np", str(PARALLEL_SLOTS)]
-    return [*cmd, "--host", HOST, "--port", str(port)]
+    return [*cmd, *extra_args, "--host", HOST, "--port", str(port)]
 
 
 def start(
@@ -210,6 +215,7 @@ def start(
     wait: float = 120.0,
     *,
     embeddings: bool = False,
+    extra_args: Sequence[str] = (),
     verbose: bool = True,
 ) -> ServerHandle:
     """Start ``llama-server`` on loopback ``port``, or reuse one that already answers.
@@ -227,6 +233,9 @@ def start(
             pooling, one slot; no chat template). Give it a port of its own: a server
             already answering on ``port`` is reused whatever it was started for. Its pid
             and log files are per port, like a chat server's.
+        extra_args: More llama-server options (e.g. ``("--threads", "1")`` for several
+            servers sharing a small machine); never ``--host``/``--port``. Ignored, like
+            the template, when a running server is reused.
         verbose: Print progress.
 
     Returns:
@@ -241,8 +250,12 @@ def start(
     """
     port = LLAMA_SERVER.port(port)
     template = _check_template(chat_template_file)
+    if {"--host", "--port"} & set(extra_args):  # checked before install() may build
+        raise LocalServerError("extra_args must not set --host or --port (loopback, `port`)")
     install(verbose=verbose)
-    command = partial(_server_command, port, template, embeddings=embeddings)
+    command = partial(
+        _server_command, port, template, embeddings=embeddings, extra_args=tuple(extra_args)
+    )
     return start_server(LLAMA_SERVER, port, command, _server_env(), wait=wait, verbose=verbose)
 
 

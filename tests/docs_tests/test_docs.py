@@ -11,6 +11,8 @@ page names in a directive are started for it on loopback:
   ``{ollama_embed}`` / ``{tei}``: the Ollama and TEI emulators in front of it;
 - ``{images}``: the OpenAI images emulator of ``tests/servers/images.py`` (its root; it
   draws real PNGs), which takes any key (docs show a key without making one up each time);
+- ``{replica}``: the llama.cpp test server again, at a second address (a loopback TCP
+  forwarder, ``tests/servers/tcp_proxy.py``): docs/replicas.md's second replica;
 - ``{langsmith}``: the LangSmith collector of ``tests/servers/langsmith_collector.py``, with
   tracing turned on (``LANGSMITH_TRACING``, a fake ``LANGSMITH_API_KEY``) for the page.
 
@@ -30,6 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from langchain_core.tracers.langchain import wait_for_all_tracers
 from langsmith import run_trees
@@ -40,6 +43,7 @@ from tests.servers import langsmith_collector, torchserve
 from tests.servers.base import Backend, Handler, LoopbackServer
 from tests.servers.embeddings import LlamaEmbedder, serve_ollama, serve_tei
 from tests.servers.images import serve_images
+from tests.servers.tcp_proxy import ForwardingProxy
 
 MODEL = "smollm2"
 PAGES = sorted(DOCS.rglob("*.md"))
@@ -133,6 +137,10 @@ def services(
         if "images" in wanted:  # docs/images.md
             servers["images"] = stack.enter_context(serve_images(key=None))
         found = {"server": base_url.removesuffix("/v1")}
+        if "replica" in wanted:  # docs/replicas.md: one server, two addresses
+            port = httpx.URL(base_url).port
+            assert port is not None
+            found["replica"] = stack.enter_context(ForwardingProxy(port)).root
         if wanted & {"embeddings", "ollama_embed", "tei"}:  # docs/embeddings.md
             found["embeddings"] = embeddings_url().removesuffix("/v1")
             embedder = stack.enter_context(contextlib.closing(LlamaEmbedder(embeddings_url())))

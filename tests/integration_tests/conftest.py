@@ -179,5 +179,11 @@ def litellm_embeddings_url() -> Iterator[str]:
     )
 
 
-# ------------------------------------------------------------------ the gateway (customllm serve)
+# ------------------------------------------------------ replicas (issue 18), the gateway (serve)
+from tests.integration_tests._replica_fixtures import (  # noqa: E402, F401
+    chat_replicas,
+    closing,
+    embeddings_replicas,
+    proxies,
+)
 from tests.integration_tests._serve_fixtures import gateway, gateway_url  # noqa: E402, F401

@@ -56,6 +56,24 @@ def test_an_embeddings_server_pools_mean_on_one_slot_without_chat_options() -> N
     assert pid.name == "llama-server-8862.pid"
 
 
+def test_extra_args_come_before_the_loopback_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replica tests pass ``--threads``; the address stays the starter's, last on the line."""
+    local = _script("local_server")
+
+    def no_build(**_: object) -> None:
+        raise AssertionError("refused arguments must be caught before install() builds")
+
+    monkeypatch.setattr(local, "install", no_build)
+    for embeddings in (False, True):
+        cmd = local._server_command(
+            8801, None, embeddings=embeddings, extra_args=("--threads", "1")
+        )
+        assert cmd[cmd.index("--threads") + 1] == "1"
+        assert cmd[-4:] == ["--host", "127.0.0.1", "--port", "8801"]
+    with pytest.raises(local.LocalServerError, match="--host or --port"):
+        local.start(port=8801, extra_args=("--host", "0.0.0.0"))
+
+
 def test_the_cli_forwards_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
     local = _script("local_server")
     calls: list[tuple[object, ...]] = []
