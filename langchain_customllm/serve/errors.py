@@ -156,15 +156,10 @@ def gateway_error(exc: BaseException, model: str | None = None) -> GatewayError:
             type="server_error",
             code="backend_configuration",
         )
-    if isinstance(exc, APIStatusError) and exc.status_code == 503:
-        return GatewayError(
-            503,
-            f"{_backend(model)} is unavailable: {text}",
-            type="server_error",
-            code="backend_unavailable",
-            headers=_retry_after(exc),
-        )
-    if isinstance(exc, ReplicasUnavailableError):
+    # A 503, or every replica of the model resting: the backend is unavailable for now.
+    if isinstance(exc, ReplicasUnavailableError) or (
+        isinstance(exc, APIStatusError) and exc.status_code == 503
+    ):
         return GatewayError(
             503,
             f"{_backend(model)} is unavailable: {text}",

@@ -223,3 +223,17 @@ def test_rate_limit_retry_after_rounds_up() -> None:
     exc = RateLimitError("slow", status_code=429)
     exc.retry_after = 0.2
     assert gateway_error(exc).headers == {"retry-after": "1"}
+
+
+def test_every_replica_resting_is_503_with_the_first_rejoin_as_retry_after() -> None:
+    from langchain_customllm import ReplicasUnavailableError
+
+    exc = ReplicasUnavailableError(
+        "No replica can take the request",
+        failures={"http://a/v1": "APIConnectionError: refused"},
+        retry_after=4.2,
+    )
+    error = gateway_error(exc, "m")
+    assert error.status == 503
+    assert error.headers == {"retry-after": "5"}
+    assert error.code == "backend_unavailable"
