@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 
@@ -149,6 +149,14 @@ class ProviderClient:
     def _should_retry(self, error: CustomLLMError) -> bool:
         return self.max_retries > 0 and (can_retry(error) or self.replicas.can_fail_over(error))
 
+    def _fail(self, error: CustomLLMError) -> NoReturn:
+        """End the call with ``error``, or with every replica's failures when all rest.
+
+        The replicas' error names ``error`` as its cause; ``error`` itself keeps its own.
+        """
+        final = self.replicas.explain(error)
+        raise final from (error.__cause__ if final is error else error)
+
     def _target_name(self) -> str:
         extra = len(self.replicas.replicas) - 1
         return f"{self.base_url} (+{extra} replicas)" if extra else self.base_url
@@ -163,7 +171,7 @@ class ProviderClient:
         try:
             return again(failed, attempt_once, retrying)
         except CustomLLMError as error:
-            raise self.replicas.explain(error) from error.__cause__
+            self._fail(error)
 
     async def _aagain(
         self, failed: CustomLLMError, attempt_once: Callable[[], Awaitable[_T]]
@@ -174,7 +182,7 @@ class ProviderClient:
         try:
             return await aagain(failed, attempt_once, retrying)
         except CustomLLMError as error:
-            raise self.replicas.explain(error) from error.__cause__
+            self._fail(error)
 
     # ----------------------------------------------------------------- I/O twins
 
@@ -216,7 +224,7 @@ class ProviderClient:
             return attempt_once()
         except CustomLLMError as error:
             if not self._should_retry(error):
-                raise replicas.explain(error) from error.__cause__
+                self._fail(error)
             return self._again(error, attempt_once)
 
     async def asend(
@@ -255,7 +263,7 @@ class ProviderClient:
             return await attempt_once()
         except CustomLLMError as error:
             if not self._should_retry(error):
-                raise replicas.explain(error) from error.__cause__
+                self._fail(error)
             return await self._aagain(error, attempt_once)
 
     def _once_options(
@@ -350,7 +358,7 @@ class ProviderClient:
             response, replica, url, latency = open_once()
         except CustomLLMError as error:
             if not self._should_retry(error):
-                raise replicas.explain(error) from error.__cause__
+                self._fail(error)
             response, replica, url, latency = self._again(error, open_once)
         request_id = self._opened(response, replica, info)
         reader = EventReader(framing, self.stream_chunk_timeout)
@@ -417,7 +425,7 @@ class ProviderClient:
             response, replica, url, latency = await open_once()
         except CustomLLMError as error:
             if not self._should_retry(error):
-                raise replicas.explain(error) from error.__cause__
+                self._fail(error)
             response, replica, url, latency = await self._aagain(error, open_once)
         request_id = self._opened(response, replica, info)
         reader = EventReader(framing, self.stream_chunk_timeout)

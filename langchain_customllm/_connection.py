@@ -129,8 +129,8 @@ class ConnectionFields(ModelValue):
     proportion to their weights."""
 
     sticky_key: str | None = None
-    """A key of the run's metadata (``configurable`` values are copied there) whose value
-    keeps calls on one replica while it is healthy, for the server's prefix cache."""
+    """A key of the run's metadata or ``configurable`` values whose value keeps calls on one
+    replica while it is healthy, for the server's prefix cache."""
 
     replica_cooldown: float = Field(default=5.0, gt=0)
     """Seconds a replica rests after a failure (a 429's ``Retry-After`` instead), doubled each
@@ -259,7 +259,7 @@ class ConnectionFields(ModelValue):
             check_key(endpoint.api_key, self.api_key_header, self.api_key_scheme)
         if self.endpoints and "base_url" in self.model_fields_set:
             raise ConfigurationError(
-                "base_url is a list and endpoints is set: give the replicas one way, either "
+                "base_url and endpoints are both set: give the replicas one way, either "
                 "base_url=[...] or endpoints=[{'base_url': ...}, ...]"
             )
         return self

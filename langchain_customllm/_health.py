@@ -43,6 +43,23 @@ def _verdict(answer: Any, replica: Replica) -> CustomLLMError | None:
     return APIConnectionError(f"Health check of {replica.base_url} answered HTTP {status}")
 
 
+def _ask(client: _Client, replica: Replica) -> CustomLLMError | None:
+    """Check one replica: None if it answered the health path, else why not."""
+    try:
+        return _verdict(client._once(replica, _request(client.replicas), HEALTH_TIMEOUT), replica)
+    except CustomLLMError as failed:
+        return failed
+
+
+async def _aask(client: _Client, replica: Replica) -> CustomLLMError | None:
+    """Async twin of `_ask`."""
+    try:
+        answer = await client._aonce(replica, _request(client.replicas), HEALTH_TIMEOUT)
+    except CustomLLMError as failed:
+        return failed
+    return _verdict(answer, replica)
+
+
 def pick(client: _Client, request: WireRequest) -> Replica:
     """The replica for an attempt (counted in flight); one leaving its rest is checked first.
 
@@ -55,9 +72,7 @@ def pick(client: _Client, request: WireRequest) -> Replica:
         if not due:
             return replica
         try:
-            error = _verdict(client._once(replica, _request(replicas), HEALTH_TIMEOUT), replica)
-        except CustomLLMError as failed:
-            error = failed
+            error = _ask(client, replica)
         except BaseException:
             replicas.release(replica)
             raise
@@ -74,10 +89,7 @@ async def apick(client: _Client, request: WireRequest) -> Replica:
         if not due:
             return replica
         try:
-            answer = await client._aonce(replica, _request(replicas), HEALTH_TIMEOUT)
-            error = _verdict(answer, replica)
-        except CustomLLMError as failed:
-            error = failed
+            error = await _aask(client, replica)
         except BaseException:
             replicas.release(replica)
             raise
@@ -88,22 +100,11 @@ async def apick(client: _Client, request: WireRequest) -> Replica:
 
 def check(client: _Client) -> None:
     """Ask every replica now; one that answers rejoins at once, one that does not rests."""
-    replicas = client.replicas
-    for replica in replicas.replicas:
-        try:
-            error = _verdict(client._once(replica, _request(replicas), HEALTH_TIMEOUT), replica)
-        except CustomLLMError as failed:
-            error = failed
-        replicas.observe(replica, error)
+    for replica in client.replicas.replicas:
+        client.replicas.observe(replica, _ask(client, replica))
 
 
 async def acheck(client: _Client) -> None:
     """Async twin of `check`."""
-    replicas = client.replicas
-    for replica in replicas.replicas:
-        try:
-            answer = await client._aonce(replica, _request(replicas), HEALTH_TIMEOUT)
-            error = _verdict(answer, replica)
-        except CustomLLMError as failed:
-            error = failed
-        replicas.observe(replica, error)
+    for replica in client.replicas.replicas:
+        client.replicas.observe(replica, await _aask(client, replica))

@@ -60,7 +60,7 @@ def is_replica_failure(error: BaseException) -> bool:
     refused (400, 401, 404, a 500 that is a validation error) or an answer we cannot read
     would fail on any replica, so they do not.
     """
-    return isinstance(error, _FAILURES) and getattr(error, "is_retryable", False) is not False
+    return isinstance(error, _FAILURES) and bool(getattr(error, "is_retryable", False))
 
 
 class ReplicasUnavailableError(APIConnectionError):

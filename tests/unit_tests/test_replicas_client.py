@@ -22,6 +22,7 @@ from langchain_customllm import (
     ConfigurationError,
     CustomLLM,
     CustomLLMEmbeddings,
+    InternalServerError,
     ReplicasUnavailableError,
     load_models,
 )
@@ -407,3 +408,16 @@ def test_replica_settings_survive_dumps_and_loads_without_their_keys(cls: type) 
     for name in ("routing", "sticky_key", "replica_cooldown", "health_check"):
         assert getattr(back, name) == getattr(model, name)
     assert back.replica_urls == [A, B]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_all_down_error_is_caused_by_the_last_replica_error(path: str) -> None:
+    servers = Replicas(**{"a.test": refused, "b.test": status(503)})
+    model = servers.build(max_retries=1, routing="round_robin", base_url=[B, A])
+    with pytest.raises(ReplicasUnavailableError) as caught:
+        call(model, path, "Hi")
+    # A refused first (round-robin's first turn), then B's 503 ended the call.
+    assert servers.hosts() == ["a.test", "b.test"]
+    cause = caught.value.__cause__
+    assert isinstance(cause, InternalServerError)
+    assert cause.status_code == 503
