@@ -5,8 +5,9 @@ script takes the same request apart, in one process, against the same stub serve
 (``stub_server.py``), interleaved over rounds (the order rotates), medians:
 
 - one HTTP/1.1 round trip on plain asyncio streams (the floor of a hop in Python);
-- httpcore's connection pool on its default (anyio) network backend and on ours
-  (``langchain_customllm._netio``); ``httpx.AsyncClient`` on each;
+- httpcore's connection pool (httpx's default transport underneath), and
+  ``httpx.AsyncClient`` on httpx's default transport and on ours
+  (``langchain_customllm._h1.H1Transport``, which the package's async clients use);
 - ``ChatCustomLLM._agenerate`` (the model's own call: request, HTTP, answer) and
   ``ainvoke`` (plus langchain-core's run: callbacks, tracing hooks, result objects);
 - langchain-core alone: ``FakeListChatModel.ainvoke`` (no I/O);
@@ -39,7 +40,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_customllm import ChatCustomLLM
-from langchain_customllm._netio import AsyncioBackend, use_asyncio_backend
+from langchain_customllm._h1 import H1Transport
 from langchain_customllm.serve.app import create_app
 
 BODY = {"model": "stub-model", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 9}
@@ -110,11 +111,9 @@ async def _stages(base: str) -> tuple[dict[str, Stage], list[Any]]:
     url = f"{base}/chat/completions"
     raw, close_raw = await _raw_stage(base)
     anyio_pool = httpcore.AsyncConnectionPool()
-    asyncio_pool = httpcore.AsyncConnectionPool(network_backend=AsyncioBackend())
+    ours = H1Transport()
     httpx_default = httpx.AsyncClient(trust_env=False)
-    httpx_ours = httpx.AsyncClient(
-        trust_env=False, transport=use_asyncio_backend(httpx.AsyncHTTPTransport())
-    )
+    httpx_ours = httpx.AsyncClient(trust_env=False, transport=H1Transport())
     model = ChatCustomLLM(model="stub-model", base_url=base, server_profile="generic")
     messages = [HumanMessage("Hello")]
     fake = FakeListChatModel(responses=["Hello! How can I help you today?"])
@@ -122,14 +121,12 @@ async def _stages(base: str) -> tuple[dict[str, Stage], list[Any]]:
     object.__setattr__(canned_model, "ainvoke", _canned)
     stages: dict[str, Stage] = {
         "HTTP round trip, plain asyncio streams": raw,
-        "httpcore pool, anyio backend (default)": lambda: anyio_pool.request(
+        "httpcore pool (httpx's default transport)": lambda: anyio_pool.request(
             "POST", url, content=RAW, headers=HEADERS
         ),
-        "httpcore pool, asyncio backend (ours)": lambda: asyncio_pool.request(
-            "POST", url, content=RAW, headers=HEADERS
-        ),
+        "our transport alone (H1Transport)": lambda: _direct(ours, url),
         "httpx.AsyncClient, default": lambda: httpx_default.post(url, content=RAW, headers=HEADERS),
-        "httpx.AsyncClient, asyncio backend": lambda: httpx_ours.post(
+        "httpx.AsyncClient, our transport": lambda: httpx_ours.post(
             url, content=RAW, headers=HEADERS
         ),
         "ChatCustomLLM._agenerate": lambda: model._agenerate(messages, max_tokens=9),
@@ -140,8 +137,18 @@ async def _stages(base: str) -> tuple[dict[str, Stage], list[Any]]:
         ),
         "gateway app, whole (in-process ASGI)": _asgi_call(create_app({"stub-model": model})),
     }
-    closers = [anyio_pool, asyncio_pool, httpx_default, httpx_ours, model, close_raw]
+    closers = [anyio_pool, ours, httpx_default, httpx_ours, model, close_raw]
     return stages, closers
+
+
+async def _direct(transport: H1Transport, url: str) -> bytes:
+    response = await transport.handle_async_request(
+        httpx.Request("POST", url, content=RAW, headers=HEADERS)
+    )
+    try:
+        return await response.aread()
+    finally:
+        await response.aclose()
 
 
 async def _canned(*args: Any, **kwargs: Any) -> AIMessage:

@@ -241,10 +241,7 @@ class ProviderClient:
             started = time.monotonic()
             try:
                 try:
-                    client = self.pools.async_()
-                    response = await client.request(
-                        request.method, target, content=content, **options
-                    )
+                    response = await self.pools.asend(request.method, target, content, options)
                 except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
                     raise send_error(exc, url) from exc
                 self._check(response, response.content, describe)
@@ -286,8 +283,7 @@ class ProviderClient:
         user = self.pools.user_async_client is not None
         target, url, content, options = self._once_options(replica, request, timeout, user=user)
         try:
-            client = self.pools.async_()
-            response = await client.request(request.method, target, content=content, **options)
+            response = await self.pools.asend(request.method, target, content, options)
         except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
             raise send_error(exc, url) from exc
         return response.status_code, response.headers, _json_or_none(response.content)
@@ -398,10 +394,8 @@ class ProviderClient:
             started = time.monotonic()
             try:
                 try:
-                    client = self.pools.async_()
-                    response = await client.send(
-                        client.build_request(request.method, target, content=content, **options),
-                        stream=True,
+                    response = await self.pools.asend(
+                        request.method, target, content, options, stream=True
                     )
                 except (httpx.HTTPError, UnicodeEncodeError, RuntimeError) as exc:
                     raise send_error(exc, url) from exc

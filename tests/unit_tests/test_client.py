@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 import pytest
 
 from langchain_customllm import ChatCustomLLM
 from langchain_customllm._client import ProviderClient
+from langchain_customllm._h1 import H1Transport
 from langchain_customllm.formats.base import WireRequest
 
 
@@ -175,3 +177,109 @@ def test_cookies_a_server_sets_are_sent_back(mode: str) -> None:
     assert "cookie" not in seen[0].headers
     assert seen[1].headers["cookie"] == "lb=node-7"
     assert seen[2].headers["cookie"] == "lb=node-7"
+
+
+class _Direct:
+    """Our async transport's requests recorded (no socket); httpx's client ``send`` counted."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, cookie_once: bool = False) -> None:
+        self.seen: list[httpx.Request] = []
+        self.through_send = 0
+        recorder = self
+
+        async def handle(transport: object, request: httpx.Request) -> httpx.Response:
+            recorder.seen.append(request)
+            headers = (
+                {"set-cookie": "lb=node-7; Path=/"}
+                if cookie_once and len(recorder.seen) == 1
+                else {}
+            )
+            if request.headers["accept"].startswith("text/event-stream"):
+                headers["content-type"] = "text/event-stream"
+                return httpx.Response(200, content=_SSE, headers=headers)
+            return httpx.Response(200, json=_OK, headers=headers)
+
+        original_send = httpx.AsyncClient.send
+
+        async def send(client: httpx.AsyncClient, *args: object, **kwargs: object) -> object:
+            recorder.through_send += 1
+            return await original_send(client, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(H1Transport, "handle_async_request", handle)
+        monkeypatch.setattr(httpx.AsyncClient, "send", send)
+
+
+def test_our_async_requests_go_straight_to_the_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    direct = _Direct(monkeypatch)
+    client = make(api_key="sk-wire-0123456789", default_headers={"x-team": "search"}, timeout=7.5)
+    request = WireRequest(path="/chat/completions", body={}, headers={"X-Team": "mine"})
+
+    async def run() -> None:
+        assert await client.asend(request) == _OK
+        plain = WireRequest(path="/chat/completions", body={})
+        events = [event async for event in client.astream(plain, framing="sse")]
+        assert events
+        status, _, body = await client.aonce(WireRequest(path="/models", body={}), 3.0)
+        assert (status, body) == (200, _OK)
+
+    asyncio.run(run())
+    assert direct.through_send == 0  # no cookie, no proxy: httpx's client layer skipped
+    whole, streamed, once = direct.seen
+    _check_sent(streamed, stream=True)
+    assert whole.headers["authorization"] == "Bearer sk-wire-0123456789"
+    assert whole.headers.get_list("x-team") == ["mine"]  # the request's own wins, any case
+    assert whole.extensions["timeout"]["read"] == 7.5
+    assert once.extensions["timeout"] == {"connect": 3.0, "read": 3.0, "write": 3.0, "pool": 3.0}
+    assert b"sk-wire" not in repr(whole).encode()
+
+
+def test_a_cookie_sends_requests_through_httpx_and_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    direct = _Direct(monkeypatch, cookie_once=True)
+    client = make(api_key=None)
+    request = WireRequest(path="/chat/completions", body={})
+
+    async def run() -> None:
+        for _ in range(3):
+            await client.asend(request)
+
+    asyncio.run(run())
+    assert "cookie" not in direct.seen[0].headers
+    assert [r.headers.get("cookie") for r in direct.seen[1:]] == ["lb=node-7", "lb=node-7"]
+    assert direct.through_send == 2  # httpx's own client puts the cookie back
+
+
+def test_an_environment_proxy_keeps_its_requests_on_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
+    direct = _Direct(monkeypatch)
+    proxied: list[httpx.Request] = []
+
+    async def via_proxy(transport: object, request: httpx.Request) -> httpx.Response:
+        proxied.append(request)
+        return httpx.Response(200, json=_OK)
+
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", via_proxy)
+    monkeypatch.setenv("ALL_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.test")
+    proxied_client = make(base_url="http://fake.test/v1")
+    excepted = make(base_url="http://direct.test/v1")
+    request = WireRequest(path="/chat/completions", body={})
+
+    async def run() -> None:
+        assert await proxied_client.asend(request) == _OK
+        assert await excepted.asend(request) == _OK
+
+    asyncio.run(run())
+    assert [str(r.url) for r in proxied] == ["http://fake.test/v1/chat/completions"]
+    assert [str(r.url) for r in direct.seen] == ["http://direct.test/v1/chat/completions"]
+
+
+def test_direct_requests_log_what_httpx_logs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _Direct(monkeypatch)
+    client = make(api_key="sk-wire-0123456789")
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        asyncio.run(client.asend(WireRequest(path="/chat/completions", body={})))
+    assert (
+        'HTTP Request: POST http://fake.test/v1/chat/completions "HTTP/1.1 200 OK"' in caplog.text
+    )
+    assert "sk-wire" not in caplog.text

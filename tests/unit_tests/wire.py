@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from langchain_customllm._h1 import H1Transport
 from tests._calls import PATHS
 from tests._calls import call as call_path
 from tests.unit_tests.fakes import chat_body, chat_chunks, completion_chunks, sse
@@ -118,6 +119,7 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
 
     monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handle)
     monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", ahandle)
+    monkeypatch.setattr(H1Transport, "handle_async_request", ahandle)
     return recorder
 
 
