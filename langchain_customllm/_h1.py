@@ -223,8 +223,14 @@ class H1Transport(httpx.AsyncBaseTransport):
             raise httpx.LocalProtocolError(str(exc), request=request) from exc
         conn = await self._acquire(origin, timeouts)
         try:
-            await self._send(conn, request, head_bytes, timeouts.get("write"))
-            head = await self._read_head(conn, request.method, timeouts.get("read"))
+            try:
+                await self._send(conn, request, head_bytes, timeouts.get("write"))
+            except httpx.WriteError as exc:
+                # The server may have answered before taking the whole body (a 413, a 401)
+                # and closed: its answer says more than the broken write.
+                head = await self._answer_after(conn, request.method, exc)
+            else:
+                head = await self._read_head(conn, request.method, timeouts.get("read"))
         except WireError as exc:
             self._release(conn, False)
             raise httpx.RemoteProtocolError(str(exc), request=request) from exc
@@ -262,9 +268,14 @@ class H1Transport(httpx.AsyncBaseTransport):
             self._waiters.append(waiter)
             try:
                 await wait(waiter, timeouts.get("pool"), httpx.PoolTimeout)
-            finally:
+            except BaseException:
+                # Woken and then cancelled or timed out: pass the turn on (a spare wake-up
+                # costs a waiter one more look; a lost one would leave it waiting).
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
+                else:
+                    self._wake()
+                raise
         self.open += 1
         try:
             return await self._connect(origin, timeouts.get("connect"))
@@ -340,6 +351,16 @@ class H1Transport(httpx.AsyncBaseTransport):
             if head.status >= 200:
                 return head
             # 1xx (100 Continue, 103 Early Hints): the final answer follows.
+
+    async def _answer_after(self, conn: _Conn, method: str, error: httpx.WriteError) -> Head:
+        if not conn.proto.buffer:
+            raise error
+        try:
+            head = await self._read_head(conn, method, 0.0)
+        except (httpx.HTTPError, WireError):
+            raise error from None
+        head.keep_alive = False
+        return head
 
     def _release(self, conn: _Conn, reuse: bool) -> None:
         if reuse and not self._closed and not conn.proto.closed and self._max_idle:

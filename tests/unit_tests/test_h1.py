@@ -331,3 +331,56 @@ def test_our_async_clients_use_it_and_a_users_does_not() -> None:
     mine, given = asyncio.run(grab())
     assert isinstance(mine._transport, H1Transport)
     assert given is users
+
+
+async def test_an_answer_before_the_whole_body_is_read_not_the_write_error(
+    network: _Network,
+) -> None:
+    def refuse(data: bytes) -> bytes | None:
+        if data.startswith(b"POST"):  # the head: answer at once and hang up
+            fake = network.opened[-1]
+            asyncio.get_running_loop().call_soon(fake.close)
+            return b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n"
+        return None
+
+    network.answer = refuse
+
+    async def parts() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"x" * 10
+            await asyncio.sleep(0.001)  # the server's answer arrives between two writes
+
+    transport = H1Transport()
+    async with _client(transport) as client:
+        answer = await client.post("http://b/", content=parts())
+        assert answer.status_code == 413
+        network.answer = lambda data: None  # no answer at all: the write error stands
+
+        async def silent() -> AsyncIterator[bytes]:
+            yield b"x"
+            network.opened[-1].closing = True
+            yield b"y"
+
+        with pytest.raises(httpx.WriteError):
+            await client.post("http://b/", content=silent())
+    assert transport.open == 0
+
+
+async def test_a_woken_waiter_that_leaves_passes_its_turn_on(network: _Network) -> None:
+    network.answer = lambda data: b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+    transport = H1Transport(max_connections=1)
+    async with _client(transport) as client:
+        first = await client.send(client.build_request("GET", "http://b/"), stream=True)
+        leaving = asyncio.ensure_future(client.get("http://b/"))
+        staying = asyncio.ensure_future(client.get("http://b/"))
+        await asyncio.sleep(0.01)
+        network.opened[0].proto.data_received(b"ok")
+        await first.aread()  # its connection goes back: the first waiter is woken ...
+        leaving.cancel()  # ... and leaves before it runs
+        await asyncio.sleep(0)
+        for fake in network.opened:
+            asyncio.get_running_loop().call_later(0.01, fake.proto.data_received, b"ok")
+        answer = await asyncio.wait_for(staying, 1)
+        assert answer.text == "ok"
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
