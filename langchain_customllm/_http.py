@@ -182,14 +182,19 @@ class _Direct:
         if extra:
             merged = dict(self.headers)
             merged.update((name.lower(), (name, value)) for name, value in extra.items())
-            headers: Any = list(merged.values())
+            pairs: list[Any] = list(merged.values())
         else:
-            headers = self.raw
+            pairs = self.raw
         timeout = options.get("timeout")
         timeouts = self.timeout if timeout is None else httpx.Timeout(timeout).as_dict()
+        # The headers httpx would add (Host first, Content-Length last), given up front: a
+        # request built from a stream skips httpx's encoding step (~12 µs of 18).
+        headers = [(b"Host", url.netloc), *pairs, (b"Content-Length", b"%d" % len(content))]
         request = httpx.Request(
-            method, url, headers=headers, content=content, extensions={"timeout": timeouts}
-        )
+            method, url, headers=headers, stream=httpx.ByteStream(content),
+            extensions={"timeout": timeouts},
+        )  # fmt: skip
+        request.read()
         response = await self.transport.handle_async_request(request)
         response.request = request
         if _HTTPX_LOG.isEnabledFor(logging.INFO):  # the line httpx's own send would log
@@ -200,11 +205,22 @@ class _Direct:
         if "set-cookie" in response.headers:
             self.client.cookies.extract_cookies(response)
         if not stream:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
+            await _read(response)
         return response
+
+
+async def _read(response: httpx.Response) -> None:
+    """Read a whole answer's body into ``response.content`` and close it."""
+    try:
+        if "content-encoding" in response.headers:
+            await response.aread()  # httpx's decoders (gzip, br, zstd)
+        else:
+            # Unencoded: the body as it came, without httpx's chain of async iterators
+            # (decoder, chunker, stream wrapper), which cost ~30 µs per answer here.
+            parts = [part async for part in response.stream]  # type: ignore[union-attr]
+            response._content = b"".join(parts)
+    finally:
+        await response.aclose()
 
 
 def _close_all(clients: list[httpx.Client]) -> None:

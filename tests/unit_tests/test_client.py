@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip as gzip_module
 import logging
 
 import httpx
@@ -182,7 +183,9 @@ def test_cookies_a_server_sets_are_sent_back(mode: str) -> None:
 class _Direct:
     """Our async transport's requests recorded (no socket); httpx's client ``send`` counted."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, cookie_once: bool = False) -> None:
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, cookie_once: bool = False, gzip: bool = False
+    ) -> None:
         self.seen: list[httpx.Request] = []
         self.through_send = 0
         recorder = self
@@ -197,6 +200,11 @@ class _Direct:
             if request.headers["accept"].startswith("text/event-stream"):
                 headers["content-type"] = "text/event-stream"
                 return httpx.Response(200, content=_SSE, headers=headers)
+            if gzip:
+                headers["content-encoding"] = "gzip"
+                return httpx.Response(
+                    200, content=gzip_module.compress(b'{"n": 1}'), headers=headers
+                )
             return httpx.Response(200, json=_OK, headers=headers)
 
         original_send = httpx.AsyncClient.send
@@ -283,3 +291,18 @@ def test_direct_requests_log_what_httpx_logs(
         'HTTP Request: POST http://fake.test/v1/chat/completions "HTTP/1.1 200 OK"' in caplog.text
     )
     assert "sk-wire" not in caplog.text
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+def test_direct_answers_are_read_whole_and_decoded(
+    monkeypatch: pytest.MonkeyPatch, gzip: bool
+) -> None:
+    direct = _Direct(monkeypatch, gzip=gzip)
+    client = make()
+    answer = asyncio.run(client.asend(WireRequest(path="/chat/completions", body={"q": 1})))
+    assert answer == ({"n": 1} if gzip else _OK)
+    (sent,) = direct.seen
+    assert sent.content == b'{"q":1}'
+    assert sent.headers["content-length"] == "7"
+    assert sent.headers["host"] == "fake.test"
+    assert next(iter(sent.headers)) == "host"  # where httpx itself puts it
