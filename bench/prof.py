@@ -86,7 +86,7 @@ async def pool_study(base_url: str, calls: int, rounds: int) -> dict[str, float]
         bc.raw_httpx_pool64(base_url, 16),
         bc.raw_httpx_aiohttp(base_url, 16),
         bc.raw_httpx2(base_url, 16),
-        bc.chat_customllm(base_url, 16, name="ChatCustomLLM (default: 16 pools of 16/4)"),
+        bc.chat_customllm(base_url, 16, name="ChatCustomLLM (default: its own HTTP/1.1 transport)"),
         bc.chat_customllm_default_pool(base_url, 16),
         bc.chat_customllm_aiohttp(base_url, 16),
     ]
