@@ -253,9 +253,16 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        with _drain_on_signals(gateway):
-            yield
-        await gateway.aclose()
+        files = gateway.worker_files
+        writer = asyncio.ensure_future(files.run()) if files is not None else None
+        try:
+            with _drain_on_signals(gateway):
+                yield
+        finally:
+            if writer is not None:
+                writer.cancel()  # it writes the last counts as it stops
+                await asyncio.gather(writer, return_exceptions=True)
+            await gateway.aclose()
 
     routes = [
         Route("/v1/chat/completions", gateway.chat, methods=["POST"]),

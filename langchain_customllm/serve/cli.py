@@ -19,8 +19,10 @@ import importlib
 import ipaddress
 import json
 import os
+import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -52,6 +54,7 @@ class ServeSettings:
         grace_seconds: Shutdown grace period.
         imports: Modules to import first (Python wire-format adapters register there).
         cwd: The directory ``imports`` are found from.
+        metrics_dir: Where the workers keep their counts for ``/metrics`` (several workers).
     """
 
     config: str
@@ -63,6 +66,7 @@ class ServeSettings:
     grace_seconds: float = 30.0
     imports: list[str] = field(default_factory=list)
     cwd: str = "."
+    metrics_dir: str | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -192,6 +196,7 @@ def build_app(settings: ServeSettings) -> Starlette:
         max_tokens=settings.max_tokens,
         cors_origins=tuple(settings.cors_origins),
         grace_seconds=settings.grace_seconds,
+        metrics_dir=settings.metrics_dir,
     )
     return create_app(settings.config, options)
 
@@ -225,11 +230,17 @@ def run(args: argparse.Namespace, err: TextIO | None = None) -> int:
     if args.workers == 1:
         uvicorn.run(app, **options)
     else:
+        # The workers' counts meet here, so /metrics answers for all of them; gone at exit.
+        metrics_dir = tempfile.mkdtemp(prefix="customllm-metrics-")
+        settings = replace(settings, metrics_dir=metrics_dir)
         os.environ[SETTINGS_VARIABLE] = json.dumps(asdict(settings))
-        uvicorn.run(
-            "langchain_customllm.serve.cli:app_from_environment",
-            factory=True,
-            workers=args.workers,
-            **options,
-        )
+        try:
+            uvicorn.run(
+                "langchain_customllm.serve.cli:app_from_environment",
+                factory=True,
+                workers=args.workers,
+                **options,
+            )
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return EXIT_OK

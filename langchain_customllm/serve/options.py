@@ -116,6 +116,9 @@ class GatewayOptions:
             when neither the request nor the model's entry sets ``max_tokens``. None: no cap.
         cors_origins: Browser origins allowed to call the gateway (CORS); empty: CORS off.
         grace_seconds: How long a shutdown (SIGTERM) waits for open requests and streams.
+        metrics_dir: A directory the workers of one gateway share, where each keeps a
+            snapshot of its counts so ``/metrics`` answers for all of them (set by
+            ``customllm serve --workers N``); None: this process's counts only.
     """
 
     client_keys: ClientKeys = field(default_factory=ClientKeys)
@@ -123,6 +126,7 @@ class GatewayOptions:
     max_tokens: int | None = DEFAULT_MAX_TOKENS
     cors_origins: tuple[str, ...] = ()
     grace_seconds: float = DEFAULT_GRACE_SECONDS
+    metrics_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:

@@ -29,7 +29,7 @@ from langchain_customllm.images import CustomImageGenerator
 from langchain_customllm.llms import CustomLLM
 from langchain_customllm.serve.calls import chat_events, text_events
 from langchain_customllm.serve.errors import GatewayError, gateway_error
-from langchain_customllm.serve.metrics import Metrics
+from langchain_customllm.serve.metrics import Metrics, WorkerFiles
 from langchain_customllm.serve.options import GatewayOptions
 from langchain_customllm.serve.streaming import ClientGoneError, EventStream, unless_client_leaves
 from langchain_customllm.serve.wire_in import (
@@ -119,6 +119,9 @@ class Gateway:
             logger.warning("not served, no endpoint takes their kind: %s", ", ".join(left_out))
         self.options = options
         self.metrics = Metrics()
+        self.worker_files = (
+            WorkerFiles(options.metrics_dir, self.metrics) if options.metrics_dir else None
+        )
         self.created = int(time.time())
         self.streams: set[EventStream] = set()
 
@@ -352,9 +355,9 @@ class Gateway:
 
     async def prometheus(self, request: Request) -> Response:
         """``GET /metrics``: Prometheus' text format (see `Metrics`)."""
-        return Response(
-            self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+        files = self.worker_files
+        metrics = self.metrics if files is None else files.combined()
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     def drain(self, grace: float) -> None:
         """A shutdown began: end the streams still open shortly before ``grace`` runs out.

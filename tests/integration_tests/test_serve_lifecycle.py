@@ -36,7 +36,9 @@ REQUEST = {
 }
 
 
-def _gateway(tmp_path: Path, backend: SlowStreamServer, *args: str) -> GatewayProcess:
+def _gateway(
+    tmp_path: Path, backend: SlowStreamServer, *args: str, env: dict[str, str] | None = None
+) -> GatewayProcess:
     entry = {
         "model": "slow",
         "base_url": backend.url,
@@ -49,6 +51,7 @@ def _gateway(tmp_path: Path, backend: SlowStreamServer, *args: str) -> GatewayPr
         PORT,
         ("--api-key-env", "CUSTOMLLM_TEST_GATEWAY_KEYS", *args),
         log=tmp_path / "gateway.log",
+        env=env,
     )
 
 
@@ -153,22 +156,50 @@ def test_streams_still_open_after_the_grace_period_end_with_an_error(tmp_path: P
     assert outcome["at"] - ended < 2.0
 
 
+def _served(text: str) -> int:
+    return sum(
+        int(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('customllm_requests_total{model="slow",route="/v1/chat/completions",')
+        and 'status="200"' in line
+    )
+
+
 def test_workers_each_build_the_gateway_from_the_config(tmp_path: Path) -> None:
     backend = SlowStreamServer(chunks=2, delay=0.01)
-    with backend, _gateway(tmp_path, backend, "--workers", "2") as gw:
+    temp = tmp_path / "tmp"  # where the run keeps its workers' counts
+    temp.mkdir()
+    gateway = _gateway(tmp_path, backend, "--workers", "2", env={"TMPDIR": str(temp)})
+    with backend, gateway as gw:
         with httpx.Client(headers=HEADERS, trust_env=False, timeout=30) as client:
-            answers = [
-                client.post(f"{gw.url}/chat/completions", json={**REQUEST, "stream": False}).json()
-                for _ in range(8)
-            ]
+            answers = []
+            for _ in range(8):  # a connection each: the kernel spreads them over the workers
+                with httpx.Client(headers=HEADERS, trust_env=False, timeout=30) as one:
+                    body = {**REQUEST, "stream": False}
+                    answers.append(one.post(f"{gw.url}/chat/completions", json=body).json())
             refused = client.post(
                 f"{gw.url}/chat/completions",
                 json={**REQUEST, "stream": False},
                 headers={"authorization": "Bearer wrong"},
             )
+            # Each worker writes its counts at most a second after counting; after that,
+            # every scrape (new connections: the kernel picks a worker) sees all 8.
+            deadline = time.monotonic() + 10
+            while _served(client.get(f"{gw.url.removesuffix('/v1')}/metrics").text) < 8:
+                assert time.monotonic() < deadline, "the workers' counts never added up to 8"
+                time.sleep(0.2)
+            scrapes = []
+            for _ in range(6):
+                with httpx.Client(headers=HEADERS, trust_env=False, timeout=30) as fresh:
+                    scrapes.append(fresh.get(f"{gw.url.removesuffix('/v1')}/metrics").text)
+            files = list(temp.glob("customllm-metrics-*/worker-*.json"))
         assert gw.stop() in (0, -15)
         log = gw.output()
     assert all(a["choices"][0]["message"]["content"] == "ok" for a in answers)
     assert refused.status_code == 401
     # Two worker processes started, each loading the models file itself.
     assert log.count("Started server process") == 2, log
+    assert [_served(text) for text in scrapes] == [8] * 6
+    assert all('status="401"} 1' in text for text in scrapes)
+    assert len(files) == 2  # one snapshot per worker ...
+    assert not list(temp.iterdir())  # ... in a directory removed at exit
