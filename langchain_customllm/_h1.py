@@ -196,6 +196,8 @@ class H1Transport(httpx.AsyncBaseTransport):
         self.open = 0
         """Connections open now, in use or idle (read by tests and the benchmark)."""
         self._waiters: deque[asyncio.Future[Any]] = deque()
+        self._woken = 0  # waiters woken that have not looked yet: newcomers queue behind them
+        self._busy: set[_Conn] = set()  # handed out, not yet released (aclose closes them)
         self._closed = False
 
     @property
@@ -248,41 +250,61 @@ class H1Transport(httpx.AsyncBaseTransport):
         )
 
     async def _acquire(self, origin: tuple[bytes, str, int], timeouts: dict[str, Any]) -> _Conn:
-        if self._closed:
-            raise RuntimeError("the transport was closed")
         loop = asyncio.get_running_loop()
+        pool = timeouts.get("pool")
+        deadline = None if pool is None else loop.time() + pool  # one limit for all the waiting
+        woken = False
         while True:
-            idle = self._idle.get(origin)
-            while idle:
-                conn = idle.pop()
-                self._idle_count -= 1
-                if conn.reusable(loop.time(), self._expiry):
+            if self._closed:
+                raise RuntimeError("the transport was closed")
+            # In turn: a newcomer queues behind requests already waiting or just woken.
+            if woken or not (self._waiters or self._woken):
+                conn = self._take_idle(origin, loop.time())
+                if conn is not None:
+                    self._busy.add(conn)
                     return conn
-                self._close(conn)
-            if self.open < self._max:
-                break
-            if self._idle_count:
-                self._close(self._oldest_idle())  # make room: another origin's idle one
-                break
+                if self.open < self._max:
+                    break
+                if self._idle_count:
+                    self._close(self._oldest_idle())  # make room: another origin's idle one
+                    break
             waiter = loop.create_future()
-            self._waiters.append(waiter)
+            if woken:
+                self._waiters.appendleft(waiter)  # woken but beaten to it: first in line again
+            else:
+                self._waiters.append(waiter)
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
             try:
-                await wait(waiter, timeouts.get("pool"), httpx.PoolTimeout)
+                await wait(waiter, remaining, httpx.PoolTimeout)
             except BaseException:
-                # Woken and then cancelled or timed out: pass the turn on (a spare wake-up
-                # costs a waiter one more look; a lost one would leave it waiting).
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
-                else:
+                elif waiter.done() and not waiter.cancelled():
+                    # Woken, then cancelled or timed out before its turn: pass the turn on.
+                    self._woken -= 1
                     self._wake()
                 raise
+            self._woken -= 1
+            woken = True
         self.open += 1
         try:
-            return await self._connect(origin, timeouts.get("connect"))
+            conn = await self._connect(origin, timeouts.get("connect"))
         except BaseException:
             self.open -= 1
             self._wake()
             raise
+        self._busy.add(conn)
+        return conn
+
+    def _take_idle(self, origin: tuple[bytes, str, int], now: float) -> _Conn | None:
+        idle = self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
+            self._idle_count -= 1
+            if conn.reusable(now, self._expiry):
+                return conn
+            self._close(conn)
+        return None
 
     async def _connect(self, origin: tuple[bytes, str, int], timeout: float | None) -> _Conn:
         scheme, host, port = origin
@@ -363,6 +385,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         return head
 
     def _release(self, conn: _Conn, reuse: bool) -> None:
+        self._busy.discard(conn)
         if reuse and not self._closed and not conn.proto.closed and self._max_idle:
             conn.idle_since = asyncio.get_running_loop().time()
             self._idle.setdefault(conn.origin, []).append(conn)
@@ -388,15 +411,22 @@ class H1Transport(httpx.AsyncBaseTransport):
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                self._woken += 1
                 return
 
     async def aclose(self) -> None:
-        """Close the idle connections now; those in use close when their answers end."""
+        """Close every connection, in use or idle; requests waiting for one fail."""
         self._closed = True
         for idle in self._idle.values():
             while idle:
                 self._close(idle.pop())
         self._idle_count = 0
+        for conn in self._busy:
+            # Its answer's next read fails (the connection is lost); releasing it then
+            # counts it closed.
+            conn.transport.close()
+        while self._waiters:  # each looks again, sees the transport closed and raises
+            self._wake()
 
 
 def _write_error(proto: Connection) -> httpx.WriteError:

@@ -56,16 +56,17 @@ def request_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]])
 
 
 def head_end(buffer: bytearray) -> int:
-    """Where the response head in ``buffer`` ends (just after its blank line), or -1."""
-    end = buffer.find(b"\r\n\r\n")
-    if end >= 0:
-        return end + 4
-    # A server that ends lines with a bare LF (RFC 9112 section 2.2 lets a reader accept it).
-    end = buffer.find(b"\n\n")
-    if end >= 0:
-        return end + 2
-    end = buffer.find(b"\n\r\n")
-    return end + 3 if end >= 0 else -1
+    """Where the response head in ``buffer`` ends (just after its blank line), or -1.
+
+    A server may end lines with a bare LF (RFC 9112 section 2.2 lets a reader accept it), so
+    the first blank line of any kind ends the head, not a CRLF pair further on in the body.
+    """
+    ends = [
+        found + size
+        for pattern, size in ((b"\r\n\r\n", 4), (b"\n\n", 2), (b"\n\r\n", 3))
+        if (found := buffer.find(pattern)) >= 0
+    ]
+    return min(ends) if ends else -1
 
 
 class Head:

@@ -143,6 +143,8 @@ def _environment_mounts(
 
 
 _HTTPX_LOG = logging.getLogger("httpx")
+# Methods httpx gives "Content-Length: 0" when they carry no body (others get no header).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class _Direct:
@@ -179,23 +181,31 @@ class _Direct:
         self, method: str, url: httpx.URL, content: bytes, options: dict[str, Any], stream: bool
     ) -> httpx.Response:
         extra = options.get("headers")
+        named = self.headers
+        pairs: list[Any] = self.raw
         if extra:
-            merged = dict(self.headers)
-            merged.update((name.lower(), (name, value)) for name, value in extra.items())
-            pairs: list[Any] = list(merged.values())
-        else:
-            pairs = self.raw
+            named = dict(self.headers)
+            named.update((name.lower(), (name, value)) for name, value in extra.items())
+            pairs = list(named.values())
         timeout = options.get("timeout")
-        timeouts = self.timeout if timeout is None else httpx.Timeout(timeout).as_dict()
-        # The headers httpx would add (Host first, Content-Length last), given up front: a
-        # request built from a stream skips httpx's encoding step (~12 µs of 18).
-        headers = [(b"Host", url.netloc), *pairs, (b"Content-Length", b"%d" % len(content))]
+        # A dict per request: a stream's reads are bounded later by changing its own copy.
+        timeouts = dict(self.timeout) if timeout is None else httpx.Timeout(timeout).as_dict()
+        # The headers httpx would add (Host first, Content-Length last, as httpx sets them),
+        # given up front unless set already: a request built from a stream skips httpx's
+        # encoding step (~12 µs of 18).
+        headers = pairs if "host" in named else [(b"Host", url.netloc), *pairs]
+        if (content or method in _BODY_METHODS) and "content-length" not in named:
+            headers = [*headers, (b"Content-Length", b"%d" % len(content))]
         request = httpx.Request(
             method, url, headers=headers, stream=httpx.ByteStream(content),
             extensions={"timeout": timeouts},
         )  # fmt: skip
         request.read()
-        response = await self.transport.handle_async_request(request)
+        try:
+            response = await self.transport.handle_async_request(request)
+        except httpx.RequestError as exc:
+            exc.request = request  # as httpx's send sets it
+            raise
         response.request = request
         if _HTTPX_LOG.isEnabledFor(logging.INFO):  # the line httpx's own send would log
             _HTTPX_LOG.info(
@@ -217,7 +227,11 @@ async def _read(response: httpx.Response) -> None:
         else:
             # Unencoded: the body as it came, without httpx's chain of async iterators
             # (decoder, chunker, stream wrapper), which cost ~30 µs per answer here.
-            parts = [part async for part in response.stream]  # type: ignore[union-attr]
+            try:
+                parts = [part async for part in response.stream]  # type: ignore[union-attr]
+            except httpx.RequestError as exc:
+                exc.request = response.request
+                raise
             response._content = b"".join(parts)
     finally:
         await response.aclose()

@@ -9,7 +9,7 @@ import logging
 import httpx
 import pytest
 
-from langchain_customllm import ChatCustomLLM
+from langchain_customllm import APIConnectionError, ChatCustomLLM
 from langchain_customllm._client import ProviderClient
 from langchain_customllm._h1 import H1Transport
 from langchain_customllm.formats.base import WireRequest
@@ -306,3 +306,60 @@ def test_direct_answers_are_read_whole_and_decoded(
     assert sent.headers["content-length"] == "7"
     assert sent.headers["host"] == "fake.test"
     assert next(iter(sent.headers)) == "host"  # where httpx itself puts it
+
+
+def test_a_streams_chunk_timeout_stays_with_that_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The client bounds a stream's reads by changing its request's timeout after the head;
+    # the next request must still get the model's own read timeout.
+    direct = _Direct(monkeypatch)
+    client = (
+        ChatCustomLLM(
+            model="m", base_url="http://fake.test/v1", timeout=7.5, stream_chunk_timeout=2.0
+        )
+        ._runtime()
+        .client
+    )
+    request = WireRequest(path="/chat/completions", body={})
+
+    async def run() -> None:
+        assert [event async for event in client.astream(request, framing="sse")]
+        await client.asend(request)
+        assert [event async for event in client.astream(request, framing="sse")]
+
+    asyncio.run(run())
+    first, whole, second = (sent.extensions["timeout"]["read"] for sent in direct.seen)
+    assert (first, whole, second) == (2.0, 7.5, 2.0)
+
+
+def test_hosts_and_lengths_are_sent_once_as_httpx_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    direct = _Direct(monkeypatch)
+    client = make(default_headers={"Host": "api.internal"})
+    per_call = make()
+
+    async def run() -> None:
+        await client.asend(WireRequest(path="/chat/completions", body={}))
+        await per_call.asend(WireRequest(path="/chat/completions", body={}, headers={"HOST": "v"}))
+        await client.aonce(WireRequest(path="/models", body={}, method="GET"), 3.0)
+
+    asyncio.run(run())
+    default_host, call_host, get = direct.seen
+    assert default_host.headers.get_list("host") == ["api.internal"]
+    assert call_host.headers.get_list("host") == ["v"]
+    assert get.headers.get_list("host") == ["api.internal"]
+    assert "content-length" not in get.headers  # httpx sends none on a GET without a body
+    assert default_host.headers.get_list("content-length") == ["2"]
+
+
+def test_transport_errors_on_the_direct_path_name_their_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def refuse(transport: object, request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    monkeypatch.setattr(H1Transport, "handle_async_request", refuse)
+    client = make(max_retries=0)
+    with pytest.raises(APIConnectionError) as caught:
+        asyncio.run(client.asend(WireRequest(path="/chat/completions", body={})))
+    cause = caught.value.__cause__
+    assert isinstance(cause, httpx.ConnectError)
+    assert str(cause.request.url) == "http://fake.test/v1/chat/completions"

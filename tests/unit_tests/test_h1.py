@@ -384,3 +384,63 @@ async def test_a_woken_waiter_that_leaves_passes_its_turn_on(network: _Network) 
         assert answer.text == "ok"
         with pytest.raises(asyncio.CancelledError):
             await leaving
+
+
+async def test_waiters_are_served_in_turn_and_the_pool_timeout_is_one_limit(
+    network: _Network,
+) -> None:
+    network.answer = lambda data: b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+    transport = H1Transport(max_connections=1)
+    loop = asyncio.get_running_loop()
+    async with _client(transport, pool=5) as client:
+        holder = await client.send(client.build_request("GET", "http://b/"), stream=True)
+        order: list[str] = []
+
+        async def get(name: str) -> None:
+            await client.get("http://b/")
+            order.append(name)
+
+        waiting = asyncio.ensure_future(get("waiting"))
+        await asyncio.sleep(0.01)
+        network.opened[0].proto.data_received(b"ok")
+        await holder.aread()  # the connection goes back and wakes the waiting request ...
+        newcomer = asyncio.ensure_future(get("newcomer"))  # ... before a newcomer arrives
+        for _ in range(3):
+            await asyncio.sleep(0.01)
+            for fake in network.opened:
+                if not fake.closing:
+                    loop.call_soon(fake.proto.data_received, b"ok")
+        await asyncio.wait_for(asyncio.gather(waiting, newcomer), 2)
+        assert order == ["waiting", "newcomer"]
+    transport = H1Transport(max_connections=1)
+    async with _client(transport, pool=0.2) as client:
+        holder = await client.send(client.build_request("GET", "http://b/"), stream=True)
+        waiter = asyncio.ensure_future(client.get("http://b/"))
+        started = loop.time()
+        ended: list[float] = []
+        waiter.add_done_callback(lambda _: ended.append(loop.time()))
+        for _ in range(10):  # wake-ups with nothing free: the waiter looks and waits again
+            await asyncio.sleep(0.05)
+            transport._wake()
+            transport._woken = 0  # as the woken waiter itself would have counted down
+        with pytest.raises(httpx.PoolTimeout):
+            await waiter
+        assert ended[0] - started < 0.45  # one 0.2 s limit, not 0.2 s per wake-up
+        await holder.aclose()
+
+
+async def test_aclose_closes_connections_in_use_and_fails_waiters(network: _Network) -> None:
+    network.answer = lambda data: b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+    transport = H1Transport(max_connections=1)
+    client = _client(transport, pool=5)
+    holder = await client.send(client.build_request("GET", "http://b/"), stream=True)
+    waiter = asyncio.ensure_future(client.get("http://b/"))
+    await asyncio.sleep(0.01)
+    await transport.aclose()
+    assert network.opened[0].closing  # the connection in use too
+    with pytest.raises(RuntimeError, match="closed"):
+        await waiter
+    with pytest.raises(httpx.RemoteProtocolError):
+        await holder.aread()
+    assert (transport.open, transport.in_use) == (0, 0)
+    await client.aclose()

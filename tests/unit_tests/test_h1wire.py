@@ -31,6 +31,7 @@ def test_a_header_that_would_split_is_refused(header: tuple[bytes, bytes]) -> No
         (b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody", 25),
         (b"HTTP/1.1 200 OK\nA: b\n\nbody", 22),
         (b"HTTP/1.1 200 OK\r\nA: b\r\n", -1),
+        (b"HTTP/1.1 200 OK\nA: b\n\nbody\r\n\r\n", 22),  # the first blank line ends it
         (b"", -1),
     ],
 )
